@@ -1,0 +1,136 @@
+"""The `pipeline` command: a thin typer layer over the stage functions.
+
+Heavy imports (numpy, sentencepiece, torch) happen inside the commands, so
+`pipeline --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from pipeline.errors import UserError
+
+app = typer.Typer(
+    help="Train a tokenizer and model on a file, pack it into a self-contained archive, compare sizes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A user mistake is one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+def _say(message: str) -> None:
+    from pipeline.progress import console
+
+    console.print(message)
+
+
+@app.command()
+def data(
+    name: str = typer.Argument(..., help="'sample' (built in, no network), 'enwik8', 'enwik9', or a local file to slice"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to write (default: data/NAME)"),
+    head_bytes: Optional[int] = typer.Option(None, "--head", help="keep only the first N bytes (enwik6 = --head 1000000)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output"),
+) -> None:
+    """Write a data file: the built-in sample, a downloaded enwik, or a slice of any file."""
+    with user_errors():
+        from pipeline import data as stage
+
+        if head_bytes is not None and head_bytes < 0:
+            raise UserError("--head takes a non-negative number of bytes")
+        target = output or Path("data") / (Path(name).name if head_bytes is None else f"{Path(name).name}.head{head_bytes}")
+        if name == "sample":
+            if head_bytes is not None:
+                raise UserError("--head slices enwik8/enwik9 or a local file, not the sample")
+            written = stage.write_sample(target, force=force)
+        elif name in ("enwik8", "enwik9"):
+            full = target if head_bytes is None else Path("data") / name
+            if head_bytes is None or not full.exists():
+                stage.fetch_enwik(name, full, force=force and head_bytes is None)
+            written = full if head_bytes is None else stage.head(full, target, head_bytes, force=force)
+        else:
+            if head_bytes is None:
+                raise UserError(f"{name} is not a known data set; to slice a local file give --head N")
+            written = stage.head(Path(name), target, head_bytes, force=force)
+        facts = stage.describe(written)
+        _say(f"wrote {written}: {facts['size']:,} bytes, sha256 {facts['sha256']}")
+
+
+@app.command()
+def train(
+    data_file: Path = typer.Argument(..., help="the file to compress"),
+    output: Path = typer.Option(..., "-o", "--output", help="run folder to create"),
+    vocab: int = typer.Option(4096, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
+    streams: int = typer.Option(64, "--streams", help="independent coding streams"),
+    force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
+) -> None:
+    """Train the lossless tokenizer (and model) on a file into a run folder."""
+    with user_errors():
+        from pipeline.config import CoderConfig, PipelineConfig, TokenizerConfig
+        from pipeline.train import train as run_train
+
+        config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), coder=CoderConfig(n_streams=streams))
+        result = run_train(data_file, output, config, force=force)
+        _say(
+            f"trained {result.run}: {result.n_bytes:,} bytes -> {result.n_tokens:,} tokens "
+            f"(vocab {result.vocab_size}, {result.bytes_per_token:.2f} bytes/token) in {result.seconds:.1f}s"
+        )
+
+
+@app.command()
+def pack(
+    run: Path = typer.Argument(..., help="run folder written by `pipeline train`"),
+    output: Path = typer.Option(..., "-o", "--output", help="archive to write"),
+    data_file: Optional[Path] = typer.Option(None, "--data", help="the data file, if it moved since training"),
+    force: bool = typer.Option(False, "--force", help="replace an existing archive"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+) -> None:
+    """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
+    with user_errors():
+        from pipeline.pack import pack as run_pack
+
+        result = run_pack(run, output, data_file, force=force, progress=not quiet)
+        parts = ", ".join(f"{name} {size:,}" for name, size in result.parts.items())
+        _say(
+            f"packed {result.archive}: {result.total_bytes:,} bytes ({result.bits_per_byte:.4f} bits/byte) "
+            f"in {result.seconds:.1f}s\n  parts: {parts}"
+        )
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("demo"), "--workdir", help="folder for the sample, run, archive and report"),
+    force: bool = typer.Option(False, "--force", help="reuse an existing workdir, replacing its files"),
+) -> None:
+    """Everything on the built-in sample: data, train, pack, verify, and sizes next to xz."""
+    with user_errors():
+        from pipeline.demo import run_demo
+
+        ok = run_demo(workdir, force=force)
+        if not ok:
+            raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

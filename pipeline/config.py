@@ -1,0 +1,68 @@
+"""The configuration every run and every archive carries (as JSON, never pickle)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from pipeline.errors import UserError
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 4096
+    model_type: str = "bpe"
+
+
+@dataclass(frozen=True)
+class ContextModelConfig:
+    """The adaptive order-0/1/2 token model (submissions/decoder/context_model.py)."""
+
+    kind: str = "context"
+    order1_rows: int = 8192
+    order2_rows: int = 8191
+    count_limit: int = 60000
+
+
+@dataclass(frozen=True)
+class CoderConfig:
+    n_streams: int = 64  # independent streams advanced together (more: faster, a few bytes each)
+    prob_bits: int = 28  # coding frequencies sum to 2**prob_bits
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ContextModelConfig = field(default_factory=ContextModelConfig)
+    coder: CoderConfig = field(default_factory=CoderConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "PipelineConfig":
+        try:
+            return cls(
+                tokenizer=TokenizerConfig(**raw.get("tokenizer", {})),
+                model=ContextModelConfig(**raw.get("model", {})),
+                coder=CoderConfig(**raw.get("coder", {})),
+            )
+        except TypeError as exc:
+            raise UserError(f"invalid configuration: {exc}") from None
+
+    def validate(self) -> "PipelineConfig":
+        if not 256 <= self.tokenizer.vocab_size <= 65536:
+            raise UserError("vocab size must be between 256 and 65536")
+        if self.tokenizer.model_type not in ("bpe", "unigram"):
+            raise UserError("tokenizer model type must be bpe or unigram")
+        if not 1 <= self.coder.n_streams <= 4096:
+            raise UserError("number of streams must be between 1 and 4096")
+        if not 16 <= self.coder.prob_bits <= 31:
+            raise UserError("prob_bits must be between 16 and 31")
+        if self.model.count_limit + self.coder.n_streams >= 1 << 16:
+            raise UserError("count_limit + n_streams must stay below 65536 (uint16 counts)")
+        return self

@@ -1,0 +1,74 @@
+"""Token streams <-> payload: one loop shared by the encoder and the decoder.
+
+The token sequence is cut into B contiguous streams (the first N % B streams one
+token longer). Every step advances all active streams by one token: one model
+step, one vectorized coder step. Because stream lengths never grow with the
+stream index, the active streams at any step are a prefix 0..k-1.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .rans import CorruptPayload, RansDecoder, RansEncoder, symbol_intervals  # noqa: F401 (re-exported)
+
+Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
+
+
+def stream_lengths(n_tokens: int, n_streams: int) -> np.ndarray:
+    base, extra = divmod(n_tokens, n_streams)
+    return np.array([base + (b < extra) for b in range(n_streams)], dtype=np.int64)
+
+
+def effective_streams(n_tokens: int, requested: int) -> int:
+    """No more streams than tokens, and none at all for an empty input."""
+    return max(0, min(requested, n_tokens))
+
+
+def _steps(lengths: np.ndarray) -> list[int]:
+    """Active prefix size k_t for every step t."""
+    n_steps = int(lengths[0]) if len(lengths) else 0
+    return [int(np.count_nonzero(lengths > t)) for t in range(n_steps)]
+
+
+def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> bytes:
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if n_streams == 0:
+        return b""
+    lengths = stream_lengths(len(tokens), n_streams)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    encoder = RansEncoder(n_streams, prob_bits)
+    prev = np.full(n_streams, -1, dtype=np.int64)
+    active = _steps(lengths)
+    for t, k in enumerate(active):
+        freqs = model.step(prev)
+        current = tokens[starts[:k] + t]
+        encoder.put(*symbol_intervals(freqs[:k], current))
+        prev = np.full(n_streams, -1, dtype=np.int64)
+        prev[:k] = current
+        if progress:
+            progress(t + 1, len(active))
+    return encoder.finish()
+
+
+def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress: Progress = None) -> np.ndarray:
+    if n_streams == 0:
+        return np.zeros(0, dtype=np.int64)
+    lengths = stream_lengths(n_tokens, n_streams)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    decoder = RansDecoder(payload, n_streams, prob_bits)
+    tokens = np.zeros(n_tokens, dtype=np.int64)
+    prev = np.full(n_streams, -1, dtype=np.int64)
+    active = _steps(lengths)
+    for t, k in enumerate(active):
+        freqs = model.step(prev)
+        current = decoder.get(freqs[:k])
+        tokens[starts[:k] + t] = current
+        prev = np.full(n_streams, -1, dtype=np.int64)
+        prev[:k] = current
+        if progress:
+            progress(t + 1, len(active))
+    decoder.check_finished()
+    return tokens
