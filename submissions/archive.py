@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
+from submissions.decoder.model_registry import unused_modules
 from submissions.decoder.container import (
     HEADER,
     MODEL,
@@ -61,10 +62,13 @@ def strip_source(source: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
-def decoder_program() -> dict[str, bytes]:
-    """Archive member name -> source bytes of the decoder program."""
+def decoder_program(model_kind: str) -> dict[str, bytes]:
+    """Archive member name -> source bytes of the decoder program for this model kind."""
     files = {"__main__.py": BOOTSTRAP.encode()}
+    skip = unused_modules(model_kind)
     for source in sorted(DECODER_DIR.glob("*.py")):
+        if source.stem in skip:
+            continue
         files[f"{PACKAGE}/{source.name}"] = strip_source(source.read_text("utf-8")).encode("utf-8")
     return files
 
@@ -73,7 +77,7 @@ def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     header = dict(header, format_version=FORMAT_VERSION)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        for name, source in decoder_program().items():
+        for name, source in decoder_program(header["config"]["model"]["kind"]).items():
             add_member(zf, name, source, compress=True)
         write_data_members(zf, header, sections)
     return buffer.getvalue()

@@ -61,14 +61,12 @@ def train_tokenizer(data: bytes, vocab_size: int = 4096, model_type: str = "bpe"
     while vocab_size >= MIN_VOCAB:
         try:
             return Tokenizer(_train_proto(data, vocab_size, model_type))
-        except RuntimeError as exc:  # "Vocabulary size too high (N). Please set it to a value <= M."
-            limit = re.search(r"<= (\d+)", str(exc))
-            if limit is None or int(limit.group(1)) >= vocab_size:
-                if "too high" not in str(exc) and "empty" not in str(exc).lower():
-                    raise
-                vocab_size //= 2
-            else:
-                vocab_size = int(limit.group(1))
+        except RuntimeError as exc:
+            # "Vocabulary size too high (N). Please set it to a value <= M.": retry at M.
+            limit = re.search(r"too high.*<= (\d+)", str(exc))
+            if limit is None:  # nothing to learn from (no text at all): bytes only
+                break
+            vocab_size = min(int(limit.group(1)), vocab_size - 1)
     return Tokenizer.bytes_only()
 
 

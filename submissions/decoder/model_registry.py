@@ -1,22 +1,40 @@
-"""Model kind (as named in the archive config) -> token model instance."""
+"""Model kind (as named in the archive config) -> token model instance.
+
+Each kind names the decoder modules it needs, so an archive carries only those
+(a context-model archive does not pay for the neural model's code).
+"""
 
 from __future__ import annotations
 
-from .context_model import ContextModel
-from .neural_model import NeuralModel
+import importlib
 
-MODEL_KINDS = {"context": ContextModel, "neural": NeuralModel}
+# kind -> (module defining the class, class name, modules the archive must carry)
+MODEL_KINDS = {
+    "context": ("context_model", "ContextModel", ("context_model",)),
+    "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops")),
+}
+MODEL_MODULES = {module for _, _, modules in MODEL_KINDS.values() for module in modules}
+
+
+def model_class(kind: str):
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    module, name, _ = MODEL_KINDS[kind]
+    return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
 def build_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b""):
-    kind = model_config.get("kind")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}")
+    cls = model_class(model_config.get("kind"))
     if weights:  # trained models (neural) take their weights; the context model has none
-        return MODEL_KINDS[kind].from_config(model_config, vocab_size, n_streams, prob_bits, weights)
-    return MODEL_KINDS[kind].from_config(model_config, vocab_size, n_streams, prob_bits)
+        return cls.from_config(model_config, vocab_size, n_streams, prob_bits, weights)
+    return cls.from_config(model_config, vocab_size, n_streams, prob_bits)
 
 
 def runtime_of(model_config: dict) -> list[str]:
     """pip names of what the decoder needs for this model, beyond the stdlib."""
-    return list(MODEL_KINDS[model_config["kind"]].runtime)
+    return list(model_class(model_config["kind"]).runtime)
+
+
+def unused_modules(kind: str) -> set[str]:
+    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models."""
+    return MODEL_MODULES - set(MODEL_KINDS[kind][2])

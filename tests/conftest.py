@@ -1,0 +1,20 @@
+"""Shared fixtures: real enwik text (read in place, never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ENWIK6 = Path(__file__).resolve().parents[2] / "shared" / "data" / "enwik6"
+
+
+@pytest.fixture(scope="session")
+def text_sample() -> bytes:
+    """40 KB of real enwik text (the built-in sample where ../shared is absent):
+    big enough to train a tokenizer, small enough to code fast."""
+    if ENWIK6.is_file():
+        return ENWIK6.read_bytes()[200_000:240_000]
+    from pipeline.data import sample_bytes
+
+    return sample_bytes()[100_000:140_000]
