@@ -17,11 +17,12 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class ContextModelConfig:
-    """The adaptive order-0/1/2 token model (submissions/decoder/context_model.py)."""
+    """The adaptive order-0..max_order token model (submissions/decoder/context_model.py)."""
 
     kind: str = "context"
+    max_order: int = 2
     order1_rows: int = 8192
-    order2_rows: int = 8191
+    hashed_rows: int = 32749  # rows of each hashed (order >= 2) table: rows * vocab * 2 bytes (268 MB at vocab 4096)
     count_limit: int = 60000
 
 

@@ -30,7 +30,7 @@ def test_round_trip_any_tokens_any_streams(tokens, n_streams):
 def test_round_trip_bytes_with_small_tables(data, n_streams):
     """Tiny hashed tables and a low count limit exercise collisions and halving."""
     tokens = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-    round_trip(tokens, 256, n_streams, order1_rows=7, order2_rows=5, count_limit=40)
+    round_trip(tokens, 256, n_streams, max_order=3, order1_rows=7, hashed_rows=5, count_limit=40)
 
 
 def test_frequencies_valid_and_deterministic():
