@@ -77,17 +77,38 @@ def data(
 def train(
     data_file: Path = typer.Argument(..., help="the file to compress"),
     output: Path = typer.Option(..., "-o", "--output", help="run folder to create"),
+    model: str = typer.Option("context", "--model", help="'context' (adaptive, nothing to train) or 'neural' (transformer)"),
     vocab: int = typer.Option(4096, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
-    streams: int = typer.Option(64, "--streams", help="independent coding streams"),
+    streams: int = typer.Option(64, "--streams", help="independent coding streams (thousands on a GPU)"),
+    d_model: int = typer.Option(256, "--d-model", help="neural: width"),
+    layers: int = typer.Option(4, "--layers", help="neural: transformer blocks"),
+    heads: int = typer.Option(4, "--heads", help="neural: attention heads"),
+    context: int = typer.Option(128, "--context", help="neural: attention window in tokens"),
+    max_minutes: Optional[float] = typer.Option(10.0, "--max-minutes", help="neural: training time budget"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="neural: training step budget"),
+    batch_size: int = typer.Option(32, "--batch-size", help="neural: sequences per step"),
+    lr: float = typer.Option(2e-3, "--lr", help="neural: peak learning rate"),
+    seed: int = typer.Option(0, "--seed", help="neural: random seed"),
+    device: str = typer.Option("auto", "--device", help="neural: cuda, cpu or auto"),
+    resume: bool = typer.Option(False, "--resume", help="neural: continue from the run's checkpoint"),
     force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
 ) -> None:
-    """Train the lossless tokenizer (and model) on a file into a run folder."""
+    """Train the lossless tokenizer (and the model) on a file into a run folder."""
     with user_errors():
-        from pipeline.config import CoderConfig, PipelineConfig, TokenizerConfig
+        from pipeline.config import MODEL_CONFIGS, CoderConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
         from pipeline.train import train as run_train
 
-        config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), coder=CoderConfig(n_streams=streams))
-        result = run_train(data_file, output, config, force=force)
+        if model not in MODEL_CONFIGS:
+            raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODEL_CONFIGS)}")
+        model_config = MODEL_CONFIGS[model]()
+        if model == "neural":
+            model_config = NeuralModelConfig(
+                d_model=d_model, n_layers=layers, n_heads=heads, context=context, max_minutes=max_minutes,
+                max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
+            )
+        config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), model=model_config, coder=CoderConfig(n_streams=streams))
+        result = run_train(data_file, output, config, force=force, resume=resume, device=device, progress=not quiet)
         _say(
             f"trained {result.run}: {result.n_bytes:,} bytes -> {result.n_tokens:,} tokens "
             f"(vocab {result.vocab_size}, {result.bytes_per_token:.2f} bytes/token) in {result.seconds:.1f}s"
@@ -101,17 +122,25 @@ def pack(
     data_file: Optional[Path] = typer.Option(None, "--data", help="the data file, if it moved since training"),
     force: bool = typer.Option(False, "--force", help="replace an existing archive"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="neural: numpy, torch or auto (never changes the bytes)"),
+    device: Optional[str] = typer.Option(None, "--device", help="neural, torch backend: cpu or cuda"),
 ) -> None:
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
     with user_errors():
         from pipeline.pack import pack as run_pack
 
-        result = run_pack(run, output, data_file, force=force, progress=not quiet)
+        result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device)
         parts = ", ".join(f"{name} {size:,}" for name, size in result.parts.items())
+        speed = result.original_size / max(result.seconds, 1e-9) / 1000
         _say(
-            f"packed {result.archive}: {result.total_bytes:,} bytes ({result.bits_per_byte:.4f} bits/byte) "
-            f"in {result.seconds:.1f}s\n  parts: {parts}"
+            f"packed {result.archive}: {result.total_bytes:,} bytes ({result.bits_per_byte:.4f} bits/byte); "
+            f"encoded in {result.seconds:.1f}s ({speed:,.1f} KB/s)\n  parts: {parts}"
         )
+        if result.float_integer_gap is not None:
+            _say(
+                f"  float model {result.float_code_bits / 8:,.0f} bytes, integer model payload "
+                f"{result.payload_bits / 8:,.0f} bytes: gap {100 * result.float_integer_gap:+.3f}%"
+            )
 
 
 @app.command()

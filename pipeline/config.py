@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import Optional, Union
 
 from pipeline.errors import UserError
 
@@ -27,6 +28,30 @@ class ContextModelConfig:
 
 
 @dataclass(frozen=True)
+class NeuralModelConfig:
+    """The integer-exact transformer (models/gpt.py, submissions/decoder/neural_model.py) and its training."""
+
+    kind: str = "neural"
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    context: int = 128
+    mlp_ratio: int = 4
+    max_minutes: Optional[float] = 10.0  # training budget (time), counted across resumes
+    max_steps: Optional[int] = None  # training budget (steps); the first one reached ends training
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+
+    def shape(self) -> dict:
+        """The fields that define the network (ModelConfig), without the training budget."""
+        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "context", "mlp_ratio")}
+
+
+MODEL_CONFIGS = {"context": ContextModelConfig, "neural": NeuralModelConfig}
+
+
+@dataclass(frozen=True)
 class CoderConfig:
     n_streams: int = 64  # independent streams advanced together (more: faster, a few bytes each)
     prob_bits: int = 28  # coding frequencies sum to 2**prob_bits
@@ -35,7 +60,7 @@ class CoderConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ContextModelConfig = field(default_factory=ContextModelConfig)
+    model: Union[ContextModelConfig, NeuralModelConfig] = field(default_factory=ContextModelConfig)
     coder: CoderConfig = field(default_factory=CoderConfig)
 
     def to_dict(self) -> dict:
@@ -49,10 +74,10 @@ class PipelineConfig:
         try:
             return cls(
                 tokenizer=TokenizerConfig(**raw.get("tokenizer", {})),
-                model=ContextModelConfig(**raw.get("model", {})),
+                model=MODEL_CONFIGS[raw.get("model", {}).get("kind", "context")](**raw.get("model", {})),
                 coder=CoderConfig(**raw.get("coder", {})),
             )
-        except TypeError as exc:
+        except (TypeError, KeyError) as exc:
             raise UserError(f"invalid configuration: {exc}") from None
 
     def validate(self) -> "PipelineConfig":
@@ -64,6 +89,11 @@ class PipelineConfig:
             raise UserError("number of streams must be between 1 and 4096")
         if not 16 <= self.coder.prob_bits <= 31:
             raise UserError("prob_bits must be between 16 and 31")
-        if self.model.count_limit + self.coder.n_streams >= 1 << 16:
+        if self.model.kind == "context" and self.model.count_limit + self.coder.n_streams >= 1 << 16:
             raise UserError("count_limit + n_streams must stay below 65536 (uint16 counts)")
+        if self.model.kind == "neural":
+            if self.model.max_minutes is None and self.model.max_steps is None:
+                raise UserError("give the neural model a training budget (--max-minutes or --max-steps)")
+            if self.model.d_model % self.model.n_heads:
+                raise UserError("d_model must be a multiple of the number of heads")
         return self

@@ -54,7 +54,16 @@ def save_run(run: Path, config: PipelineConfig, source: Source, tokenizer_proto:
     with atomic_path(run / TOKENS) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, tokens)
+    save_report(run, report)
+
+
+def save_report(run: Path, report: dict) -> None:
     atomic_write_text(run / REPORT, json.dumps(report, indent=2))
+
+
+def load_report(run: Path) -> dict:
+    path = Path(run) / REPORT
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def load_run(run: Path) -> tuple[PipelineConfig, Source, bytes, np.ndarray]:

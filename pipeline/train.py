@@ -1,8 +1,9 @@
 """`pipeline train`: a lossless tokenizer for the file, then its model.
 
-The current model is the adaptive context model, which learns while it codes and
-so has no weights to train here; the stage still records the tokenized file, so
-`pipeline pack` codes exactly what was tokenized here.
+The adaptive context model learns while it codes, so it has nothing to train
+here; the neural model is trained (GPU when present) and exported to its integer
+twin. Either way the run records the tokenized file, so `pipeline pack` codes
+exactly what was tokenized here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
 from pipeline.fileio import require_file
-from pipeline.run_dir import Source, file_sha256, save_run
+from pipeline.run_dir import Source, file_sha256, save_report, save_run
+from submissions.decoder import codec
 from tokenizer import train_tokenizer
 
 
@@ -33,12 +35,20 @@ class TrainResult:
         return self.n_bytes / max(self.n_tokens, 1)
 
 
-def train(data_path: Path, run: Path, config: PipelineConfig | None = None, force: bool = False) -> TrainResult:
+def train(
+    data_path: Path,
+    run: Path,
+    config: PipelineConfig | None = None,
+    force: bool = False,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> TrainResult:
     config = (config or PipelineConfig()).validate()
     data_path = require_file(Path(data_path), "data file")
     run = Path(run)
-    if run.exists() and (not run.is_dir() or any(run.iterdir())) and not force:
-        raise UserError(f"{run} already exists and is not empty (use --force to replace it)")
+    if run.exists() and (not run.is_dir() or any(run.iterdir())) and not (force or resume):
+        raise UserError(f"{run} already exists and is not empty (use --force to replace it, or --resume)")
     started = time.perf_counter()
     data = data_path.read_bytes()
     tokenizer = train_tokenizer(data, config.tokenizer.vocab_size, config.tokenizer.model_type)
@@ -56,4 +66,13 @@ def train(data_path: Path, run: Path, config: PipelineConfig | None = None, forc
         "seconds": seconds,
     }
     save_run(run, config, source, tokenizer.model_proto(), tokens.astype(dtype), report)
+    if config.model.kind == "neural":
+        from pipeline.neural import train_neural
+
+        n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
+        bytes_per_token = len(data) / max(len(tokens), 1)
+        report.update(train_neural(tokens, tokenizer.vocab_size, config.model, run, n_streams, bytes_per_token, device, resume, progress))
+        seconds = time.perf_counter() - started
+        report["seconds"] = seconds
+        save_report(run, report)
     return TrainResult(run, len(data), int(len(tokens)), tokenizer.vocab_size, seconds)

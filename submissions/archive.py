@@ -77,7 +77,7 @@ def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     header = dict(header, format_version=FORMAT_VERSION)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        for name, source in decoder_program(header["config"]["model"]["kind"]).items():
+        for name, source in decoder_program(header["model"]["kind"]).items():
             add_member(zf, name, source, compress=True)
         write_data_members(zf, header, sections)
     return buffer.getvalue()
