@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One lent-GPU session: CUDA determinism tests, neural training on enwik6, and the
+# GPU <-> CPU cross-decode. Usage: bash benchmarks/gpu_session.sh DATA OUTDIR MINUTES
+# Runs from the repo root with PYTHONPATH=. (no install needed on the GPU machine).
+set -u
+DATA=$1; OUT=$2; MINUTES=${3:-3}
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+W=$(mktemp -d)
+log() { echo "[$(date +%T)] $*"; }
+pipeline() { python -m pipeline.cli "$@"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"
+
+log "1. determinism tests (CUDA test included)"
+python -m pytest -q -p no:cacheprovider tests/test_neural_determinism.py 2>&1 | tail -3
+
+log "2. train d256 L4 vocab 4096 on the GPU for $MINUTES min"
+pipeline train "$DATA" -o "$W/run" --model neural --max-minutes "$MINUTES" --streams 64 --device cuda -q
+python - "$W/run" <<'PY'
+import json, sys, torch
+run = sys.argv[1]
+r = json.load(open(f"{run}/train.json"))
+ck = torch.load(f"{run}/model.pt", map_location="cpu", weights_only=True)
+tokens = ck["step"] * ck["train"]["batch_size"] * ck["train"]["seq_len"]
+tps = tokens / ck["elapsed_s"]
+flops = 6 * r["model_parameters"] * tps
+print(f"TRAIN steps {ck['step']} tokens {tokens:,} in {ck['elapsed_s']:.0f}s: {tps:,.0f} tok/s, "
+      f"{flops/1e12:.1f} TFLOP/s (6ND) = {100*flops/989e12:.2f}% of bf16 dense peak, {100*flops/494e12:.2f}% of tf32 peak")
+print("TRAIN float bits/byte", r["float_bits_per_byte"], "weights bytes", r["weights_bytes"], "params", r["model_parameters"])
+PY
+
+log "3. encode on the GPU (torch backend, cuda)"
+/usr/bin/time -f "gpu pack wall %e s, peak RSS %M KB" python -m pipeline.cli pack "$W/run" -o "$W/gpu.arc" -q --backend torch --device cuda
+
+log "4. in parallel: verify the GPU archive in the clean environment (CPU, numpy) / encode on the CPU (numpy)"
+( python -m verify.cli run "$W/gpu.arc" --expect "$DATA" --report "$OUT/gpu_arc.verify.json" 2>&1 | tail -8 ) &
+( /usr/bin/time -f "cpu pack wall %e s" python -m pipeline.cli pack "$W/run" -o "$W/cpu.arc" -q --backend numpy \
+  && cmp "$W/cpu.arc" "$W/gpu.arc" && echo "ARCHIVES from GPU and CPU encoders: BYTE-IDENTICAL" || echo "ARCHIVES DIFFER" ) &
+wait
+
+log "5. decode the CPU archive on the GPU"
+HUTTER_BACKEND=torch HUTTER_DEVICE=cuda /usr/bin/time -f "gpu decode of cpu.arc: %e s" python "$W/cpu.arc" -o "$W/out_gpu" -q \
+  && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
+
+log "6. keep the run for later calls (no checkpoint: too big)"
+mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
+log done
