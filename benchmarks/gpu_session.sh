@@ -31,16 +31,16 @@ print("TRAIN float bits/byte", r["float_bits_per_byte"], "weights bytes", r["wei
 PY
 
 log "3. encode on the GPU (torch backend, cuda)"
-/usr/bin/time -f "gpu pack wall %e s, peak RSS %M KB" python -m pipeline.cli pack "$W/run" -o "$W/gpu.arc" -q --backend torch --device cuda
+time python -m pipeline.cli pack "$W/run" -o "$W/gpu.arc" -q --backend torch --device cuda
 
 log "4. in parallel: verify the GPU archive in the clean environment (CPU, numpy) / encode on the CPU (numpy)"
 ( python -m verify.cli run "$W/gpu.arc" --expect "$DATA" --report "$OUT/gpu_arc.verify.json" 2>&1 | tail -8 ) &
-( /usr/bin/time -f "cpu pack wall %e s" python -m pipeline.cli pack "$W/run" -o "$W/cpu.arc" -q --backend numpy \
+( time python -m pipeline.cli pack "$W/run" -o "$W/cpu.arc" -q --backend numpy \
   && cmp "$W/cpu.arc" "$W/gpu.arc" && echo "ARCHIVES from GPU and CPU encoders: BYTE-IDENTICAL" || echo "ARCHIVES DIFFER" ) &
 wait
 
 log "5. decode the CPU archive on the GPU"
-HUTTER_BACKEND=torch HUTTER_DEVICE=cuda /usr/bin/time -f "gpu decode of cpu.arc: %e s" python "$W/cpu.arc" -o "$W/out_gpu" -q \
+HUTTER_BACKEND=torch HUTTER_DEVICE=cuda time python "$W/cpu.arc" -o "$W/out_gpu" -q \
   && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
 
 log "6. keep the run for later calls (no checkpoint: too big)"
