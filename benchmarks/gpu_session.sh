@@ -40,7 +40,7 @@ log "4. in parallel: verify the GPU archive in the clean environment (CPU, numpy
 wait
 
 log "5. decode the CPU archive on the GPU"
-HUTTER_BACKEND=torch HUTTER_DEVICE=cuda time python "$W/cpu.arc" -o "$W/out_gpu" -q \
+time HUTTER_BACKEND=torch HUTTER_DEVICE=cuda python "$W/cpu.arc" -o "$W/out_gpu" -q \
   && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
 
 log "6. keep the run for later calls (no checkpoint: too big)"
