@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from submissions.decoder.codec import _native_step
 from submissions.decoder.model_registry import build_model
 from submissions.decoder.rans import RansDecoder, RansEncoder, symbol_intervals
 
@@ -35,29 +36,40 @@ def stream_tokens(tokens: np.ndarray, n_streams: int, n_steps: int) -> tuple[np.
     return pool[:need].reshape(n_streams, n_steps).T.copy(), tiled
 
 
+def _synchronize(header: dict) -> None:
+    if str(header.get("device", "")).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def measure(header: dict, blob: bytes, vocab: int, tokens: np.ndarray, n_streams: int, warm: int, steps: int) -> dict:
     matrix, tiled = stream_tokens(tokens, n_streams, warm + steps)
-    encoder_model = build_model(header, vocab, n_streams, PROB_BITS, blob)
+    encoder_step = _native_step(build_model(header, vocab, n_streams, PROB_BITS, blob))  # as the codec steps
     encoder = RansEncoder(n_streams, PROB_BITS)
     prev = np.full(n_streams, -1)
     for t in range(warm + steps):
         if t == warm:
+            _synchronize(header)
             started = time.perf_counter()
-        freqs = encoder_model.step(prev)
+        freqs = encoder_step(prev)
         encoder.put(*symbol_intervals(freqs, matrix[t]))
         prev = matrix[t]
     payload = encoder.finish()
+    _synchronize(header)
     encode_s = time.perf_counter() - started
 
-    decoder_model = build_model(header, vocab, n_streams, PROB_BITS, blob)
+    decoder_step = _native_step(build_model(header, vocab, n_streams, PROB_BITS, blob))
     decoder = RansDecoder(payload, n_streams, PROB_BITS)
     prev = np.full(n_streams, -1)
     for t in range(warm + steps):
         if t == warm:
+            _synchronize(header)
             started = time.perf_counter()
-        prev = decoder.get(decoder_model.step(prev))
+        prev = decoder.get(decoder_step(prev))
         assert np.array_equal(prev, matrix[t]), "decode mismatch"
     decoder.check_finished()
+    _synchronize(header)
     decode_s = time.perf_counter() - started
     n = n_streams * steps
     return {"streams": n_streams, "tokens": n, "encode_tok_s": n / encode_s, "decode_tok_s": n / decode_s, "tiled": tiled}

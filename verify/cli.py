@@ -78,3 +78,7 @@ def print_summary(data: dict, report_path: Path) -> None:
     for reason in data["reasons"]:
         console.print(f"  [red]- {escape(reason)}[/]")
     console.print(f"  report: {escape(str(report_path))}")
+
+
+if __name__ == "__main__":  # python -m verify.cli (where the console script is not installed)
+    app()

@@ -33,6 +33,11 @@ def _steps(lengths: np.ndarray) -> list[int]:
     return [int(np.count_nonzero(lengths > t)) for t in range(n_steps)]
 
 
+def _native_step(model):
+    """A model may keep its frequencies where it computed them (a GPU): `step_native`."""
+    return getattr(model, "step_native", model.step)
+
+
 def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> bytes:
     tokens = np.asarray(tokens, dtype=np.int64)
     if n_streams == 0:
@@ -42,8 +47,9 @@ def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: 
     encoder = RansEncoder(n_streams, prob_bits)
     prev = np.full(n_streams, -1, dtype=np.int64)
     active = _steps(lengths)
+    step = _native_step(model)
     for t, k in enumerate(active):
-        freqs = model.step(prev)
+        freqs = step(prev)
         current = tokens[starts[:k] + t]
         encoder.put(*symbol_intervals(freqs[:k], current))
         prev = np.full(n_streams, -1, dtype=np.int64)
@@ -62,8 +68,9 @@ def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int,
     tokens = np.zeros(n_tokens, dtype=np.int64)
     prev = np.full(n_streams, -1, dtype=np.int64)
     active = _steps(lengths)
+    step = _native_step(model)
     for t, k in enumerate(active):
-        freqs = model.step(prev)
+        freqs = step(prev)
         current = decoder.get(freqs[:k])
         tokens[starts[:k] + t] = current
         prev = np.full(n_streams, -1, dtype=np.int64)

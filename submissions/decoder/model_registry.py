@@ -11,7 +11,7 @@ import importlib
 # kind -> (module defining the class, class name, modules the archive must carry)
 MODEL_KINDS = {
     "context": ("context_model", "ContextModel", ("context_model",)),
-    "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops")),
+    "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops", "torch_freqs")),
 }
 MODEL_MODULES = {module for _, _, modules in MODEL_KINDS.values() for module in modules}
 

@@ -252,6 +252,21 @@ class NeuralModel:
             weights = self._forward(prev)
         return normalize_frequencies(weights, self.prob_bits)
 
+    def step_native(self, prev_tokens):
+        """As `step`, but on a CUDA torch backend the frequencies stay on the GPU (a torch
+        tensor, normalized there by the mirror in torch_freqs): the codec reads them there."""
+        be = self.be
+        if not (isinstance(be, TorchBackend) and be.device.type == "cuda"):
+            return self.step(prev_tokens)
+        from .torch_freqs import normalize_frequencies_torch
+
+        prev = np.asarray(prev_tokens, dtype=np.int64)
+        if prev.shape != (self.n_streams,) or np.any(prev < -1) or np.any(prev >= self.vocab):
+            raise ValueError("prev_tokens must be n_streams ids in [-1, vocab)")
+        be.prepare()
+        with be.torch.inference_mode():
+            return normalize_frequencies_torch(self._forward(prev), self.prob_bits)
+
     def _forward(self, prev: np.ndarray):
         be = self.be
         slot = self.t % self.context

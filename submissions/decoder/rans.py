@@ -63,12 +63,32 @@ def normalize_frequencies(weights: np.ndarray, prob_bits: int) -> np.ndarray:
     return freqs
 
 
-def symbol_intervals(freqs: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it."""
+def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it.
+    freqs may also be a torch tensor on a device (see torch_freqs.py)."""
+    if not isinstance(freqs, np.ndarray):
+        from .torch_freqs import symbol_intervals_torch
+
+        return symbol_intervals_torch(freqs, symbols)
     cumulative = np.cumsum(freqs, axis=1)
     rows = np.arange(len(symbols))
     freq = freqs[rows, symbols]
     return cumulative[rows, symbols] - freq, freq
+
+
+def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols, start, freq): the symbol of each row whose interval holds slot[b];
+    symbols == V where slot lies beyond the table (a corrupt payload)."""
+    if not isinstance(freqs, np.ndarray):
+        from .torch_freqs import locate_symbols_torch
+
+        return locate_symbols_torch(freqs, slot)
+    cumulative = np.cumsum(freqs, axis=1).astype(np.uint64)
+    symbols = (cumulative <= slot[:, None]).sum(axis=1)
+    safe = np.minimum(symbols, freqs.shape[1] - 1)
+    rows = np.arange(len(freqs))
+    freq = freqs[rows, safe]
+    return symbols, cumulative[rows, safe] - freq.astype(np.uint64), freq
 
 
 class RansEncoder:
@@ -123,13 +143,10 @@ class RansDecoder:
         mask = np.uint64((1 << self.prob_bits) - 1)
         x = self.state[:k]
         slot = x & mask
-        cumulative = np.cumsum(freqs, axis=1).astype(np.uint64)
-        symbols = (cumulative <= slot[:, None]).sum(axis=1)
+        symbols, start, freq = locate_symbols(freqs, slot)
         if np.any(symbols >= freqs.shape[1]):
             raise CorruptPayload("frequency table does not cover the coder state")
-        rows = np.arange(k)
-        freq = freqs[rows, symbols].astype(np.uint64)
-        start = cumulative[rows, symbols] - freq
+        start, freq = start.astype(np.uint64), freq.astype(np.uint64)
         x = freq * (x >> np.uint64(self.prob_bits)) + slot - start
         refill = x < np.uint64(STATE_LOW)
         n_refill = int(refill.sum())
