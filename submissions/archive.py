@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +53,54 @@ class ArchiveInfo:
     header: dict = field(repr=False)
 
 
-def strip_source(source: str) -> str:
-    """Same program, fewer bytes: drop docstrings and comments (ast round trip)."""
-    tree = ast.parse(source)
+def _docstring_nodes(tree: ast.AST) -> list[tuple[ast.AST, ast.Expr]]:
+    """(owner, docstring statement) for the module, every class and every function."""
+    found = []
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree) + "\n"
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.append((node, body[0]))
+    return found
+
+
+def _without_docstrings(tree: ast.Module) -> str:
+    """AST dump with the module docstring dropped and every other docstring replaced by
+    `pass` (a body must not be empty): exactly what stripping may change."""
+    for owner, docstring in _docstring_nodes(tree):
+        if owner is tree:
+            tree.body = tree.body[1:]
+        else:
+            owner.body[0] = ast.Pass()
+    return ast.dump(tree, include_attributes=False)
+
+
+def strip_source(source: str) -> str:
+    """Same program, fewer bytes: comments and the module docstring dropped, other docstrings replaced by `pass`.
+
+    Edits are made in the original text (never re-generated from the AST), so the
+    archive runs on every Python version the source itself runs on; the result is
+    checked to parse to the same AST, else the source is shipped unchanged.
+    """
+    lines = [line.encode("utf-8") for line in source.splitlines(keepends=True)]
+    cuts = []  # (first line, first col, last line, end col, replacement); lines 1-based, cols in bytes
+    tree = ast.parse(source)
+    for owner, node in _docstring_nodes(tree):
+        replacement = b"" if owner is tree else b"pass"  # nothing may precede `from __future__`
+        cuts.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, replacement))
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, col = token.start
+            start = len(token.line[:col].encode("utf-8"))
+            cuts.append((row, start, row, start + len(token.string.encode("utf-8")), b""))
+    for first, col, last, end_col, replacement in sorted(cuts, reverse=True):
+        head, tail = lines[first - 1][:col], lines[last - 1][end_col:]
+        lines[first - 1 : last] = [head + replacement + tail]
+    stripped = "\n".join(line.rstrip() for line in b"".join(lines).decode("utf-8").splitlines()) + "\n"
+    if _without_docstrings(ast.parse(stripped)) != _without_docstrings(ast.parse(source)):
+        return source  # never ship a program that differs from the tested one
+    return stripped
 
 
 def decoder_program(model_kind: str) -> dict[str, bytes]:

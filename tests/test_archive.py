@@ -148,3 +148,21 @@ def test_any_flipped_bit_is_refused_and_writes_nothing(packed, tmp_path_factory,
         assert out.read_bytes() == packed[0].read_bytes()
     else:
         assert not out.exists()
+
+
+def test_stripping_keeps_the_tested_program_verbatim():
+    """Archives carry the repo's decoder text minus comments and docstrings, never a regenerated
+    program: an archive packed under one Python must run under every Python the source runs on."""
+    import ast
+
+    from submissions.archive import DECODER_DIR, _without_docstrings, strip_source
+
+    for path in DECODER_DIR.glob("*.py"):
+        source = path.read_text("utf-8")
+        stripped = strip_source(source)
+        assert _without_docstrings(ast.parse(stripped)) == _without_docstrings(ast.parse(source)), path.name
+        assert len(stripped) < len(source), path.name
+        kept = [line for line in stripped.splitlines() if line.strip() and line.strip() != "pass"]
+        assert all(line in source for line in kept), path.name  # every kept line is original text
+    quoted = 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")  # a comment\n'
+    assert strip_source(quoted) == 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")\n'
