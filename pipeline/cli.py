@@ -144,6 +144,34 @@ def pack(
 
 
 @app.command()
+def sweep(
+    data_file: Path = typer.Argument(..., help="the file to compress"),
+    output: Path = typer.Option(Path("sweep.md"), "-o", "--output", help="markdown table to write"),
+    minutes: float = typer.Option(1.0, "--minutes", help="training budget of each neural candidate"),
+    streams: int = typer.Option(64, "--streams", help="coding streams of every candidate"),
+    device: str = typer.Option("auto", "--device", help="training device: cuda, cpu or auto"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="neural packing backend (torch uses CUDA when present)"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated words; keep candidates whose name has one (e.g. context)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output"),
+) -> None:
+    """Train and pack every candidate tokenizer/model; table of real archive sizes, smallest marked."""
+    with user_errors():
+        from pipeline.fileio import check_output
+        from pipeline.sweep import default_candidates, markdown, sweep as run_sweep, write_sweep
+
+        check_output(output, force, inputs=(data_file,))
+        candidates = default_candidates(streams, minutes)
+        if only:
+            words = [w.strip() for w in only.split(",") if w.strip()]
+            candidates = [c for c in candidates if any(w in c.name for w in words)]
+            if not candidates:
+                raise UserError(f"no candidate matches --only {only!r}")
+        text = markdown(data_file, run_sweep(data_file, candidates, device, backend), minutes)
+        write_sweep(output, text)
+        _say(text)
+
+
+@app.command()
 def demo(
     workdir: Path = typer.Option(Path("demo"), "--workdir", help="folder for the sample, run, archive and report"),
     force: bool = typer.Option(False, "--force", help="reuse an existing workdir, replacing its files"),
