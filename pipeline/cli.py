@@ -138,8 +138,9 @@ def pack(
         )
         if result.float_integer_gap is not None:
             _say(
-                f"  float model {result.float_code_bits / 8:,.0f} bytes, integer model payload "
-                f"{result.payload_bits / 8:,.0f} bytes: gap {100 * result.float_integer_gap:+.3f}%"
+                f"  code length: float model {result.float_code_bits / 8:,.0f} bytes, integer model "
+                f"{result.integer_code_bits / 8:,.0f} bytes (gap {100 * result.float_integer_gap:+.3f}%); "
+                f"payload {result.payload_bits / 8:,.0f} bytes"
             )
 
 

@@ -29,14 +29,15 @@ class PackResult:
     n_tokens: int
     seconds: float  # encoding time
     float_code_bits: float | None = None  # the float QAT model's cross entropy (neural runs)
-    payload_bits: int = 0
+    integer_code_bits: float = 0.0  # the integer model's -log2 code length (what the coder approaches)
+    payload_bits: int = 0  # what the coder wrote: the above plus a few bytes per stream
 
     @property
     def float_integer_gap(self) -> float | None:
-        """Relative excess of the integer model's payload over the float model's cross entropy."""
+        """Relative excess of the integer model's code length over the float model's cross entropy."""
         if not self.float_code_bits:
             return None
-        return self.payload_bits / self.float_code_bits - 1.0
+        return self.integer_code_bits / self.float_code_bits - 1.0
 
     @property
     def bits_per_byte(self) -> float:
@@ -67,7 +68,7 @@ def pack(
     runtime_choice = {k: v for k, v in (("backend", backend), ("device", device)) if v}
     model = build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights)
     with progress_bar("encoding", progress) as update:
-        payload = codec.encode(model, tokens, n_streams, prob_bits, update)
+        payload, ideal_bits = codec.encode_with_cost(model, tokens, n_streams, prob_bits, update)
     seconds = time.perf_counter() - started
     header = {
         "config": config.to_dict(),
@@ -83,7 +84,7 @@ def pack(
         sections[MODEL] = weights
     total = write_archive(Path(out), header, sections, force)
     float_bits = load_report(run).get("float_code_bits")
-    return PackResult(Path(out), total, archive_parts(Path(out)), len(data), int(len(tokens)), seconds, float_bits, 8 * len(payload))
+    return PackResult(Path(out), total, archive_parts(Path(out)), len(data), int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
 def _model_of(run: Path, config) -> tuple[dict, bytes]:

@@ -140,3 +140,15 @@ def test_golden_bitstream():
 
 
 GOLDEN = "7ea38cf6540bd7142ff552d0ff1b11eecc4c002ac25d11c0825e84fcf4bbde97"
+
+
+def test_encoder_reports_the_ideal_code_length():
+    rng = np.random.default_rng(9)
+    freqs = normalize_frequencies(rng.integers(1, 500, size=(3, 40)), 20)
+    symbols = [rng.integers(0, 40, size=3) for _ in range(50)]
+    encoder = RansEncoder(3, 20)
+    for syms in symbols:
+        encoder.put(*symbol_intervals(freqs, syms))
+    expected = 8 * ideal_bytes([freqs] * 50, symbols, 20)
+    assert encoder.ideal_bits() == pytest.approx(expected, rel=1e-12)
+    assert 0 <= len(encoder.finish()) * 8 - expected <= 8 * 12 * 3

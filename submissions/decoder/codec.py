@@ -39,9 +39,14 @@ def _native_step(model):
 
 
 def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> bytes:
+    return encode_with_cost(model, tokens, n_streams, prob_bits, progress)[0]
+
+
+def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> tuple[bytes, float]:
+    """(payload, the model's ideal code length in bits) for the token sequence."""
     tokens = np.asarray(tokens, dtype=np.int64)
     if n_streams == 0:
-        return b""
+        return b"", 0.0
     lengths = stream_lengths(len(tokens), n_streams)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     encoder = RansEncoder(n_streams, prob_bits)
@@ -56,7 +61,7 @@ def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: 
         prev[:k] = current
         if progress:
             progress(t + 1, len(active))
-    return encoder.finish()
+    return encoder.finish(), encoder.ideal_bits()
 
 
 def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress: Progress = None) -> np.ndarray:

@@ -105,6 +105,12 @@ class RansEncoder:
         """One step: symbol intervals of streams 0..k-1 (active streams form a prefix)."""
         self._steps.append((np.asarray(starts, np.uint64), np.asarray(freqs, np.uint64)))
 
+    def ideal_bits(self) -> float:
+        """Sum of -log2(freq / 2**prob_bits) over every symbol put: the model's code length,
+        which the payload matches up to the coder's few bytes per stream. Reporting only:
+        float log2 never steers coding."""
+        return float(sum(self.prob_bits * len(f) - np.log2(f.astype(np.float64)).sum() for _, f in self._steps))
+
     def finish(self) -> bytes:
         """Code every step in reverse; return initial states followed by the word buffer."""
         shift = np.uint64(self.prob_bits)
