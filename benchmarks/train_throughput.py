@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     tokens = np.load(args.tokens).astype(np.int64)
     config = ModelConfig(vocab_size=args.vocab)
-    print(f"| batch x seq | compile | steps | tokens/s | TFLOP/s (6ND) | MFU vs TF32 peak | device |")
+    print("| batch x seq | compile | steps | tokens/s | TFLOP/s (6ND) | MFU vs TF32 peak | device |")
     print("|---|---|---:|---:|---:|---:|---|")
     for batch in args.batch:
         with tempfile.TemporaryDirectory() as tmp:
