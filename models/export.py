@@ -1,9 +1,9 @@
 """Float QAT model -> integer model (header config + weights blob), and code lengths of both.
 
 Export is mechanical because the QAT model already computes in the integer
-domain: its integer-valued weights become int8 arrays, and every float rescale
-(a product of quantization steps) becomes M / 2**S with a 16-bit M
-(`quantize_multiplier`), the only rounding export adds.
+domain: its integer-valued weights become int8 arrays (int4 ones are stored two
+per byte), and every float rescale (a product of quantization steps) becomes
+M / 2**S with a 16-bit M (`quantize_multiplier`), the only rounding export adds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from models.gpt import GPT, LOG2_E, quantize_weight
 from submissions.decoder import codec
-from submissions.decoder.int_ops import MAX_MULT, MAX_SHIFT
+from submissions.decoder.int_ops import MAX_MULT, MAX_SHIFT, weight_max
 from submissions.decoder.neural_model import CONFIG_FIELDS, NeuralModel, pack_weights, unpack_weights
 
 MULT_BITS = 16  # |M| in [2**15, 2**16) whenever the shift range allows
@@ -36,74 +36,82 @@ def _f64(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
-def _int8(w: torch.Tensor) -> np.ndarray:
-    return w.detach().cpu().numpy().astype(np.int8)
-
-
 def _put(arrays: dict, name: str, real) -> None:
     arrays[f"{name}.m"], arrays[f"{name}.s"] = quantize_multiplier(np.atleast_1d(real))
 
 
 @torch.no_grad()
 def export_integer_model(model: GPT) -> tuple[dict, bytes]:
-    """(header model config with kind "neural", weights blob) of the integer twin of `model`."""
+    """(header model config with kind "neural", weights blob) of the integer twin of `model`.
+    Weight matrices of 4 bits (cfg.weight_bits, cfg.embed_bits) go into the blob two per byte."""
     cfg = model.cfg
     R, k, d = 2**cfg.resid_bits, 2**cfg.exp_bits, cfg.d_model
     arrays: dict[str, np.ndarray] = {}
-    w, scale = quantize_weight(model.wte)
-    arrays["wte.w"] = _int8(w)
+    int4: list[str] = []
+
+    def weights(name: str, w: torch.Tensor, bits: int) -> None:
+        arrays[name] = w.detach().cpu().numpy().astype(np.int8)  # integers in [-q, q] already
+        if bits == 4:
+            int4.append(name)
+
+    w, scale = quantize_weight(model.wte, cfg.embed_bits)
+    weights("wte.w", w, cfg.embed_bits)
     _put(arrays, "wte", _f64(scale) * R)
     for i, block in enumerate(model.blocks):
-        p, attn, mlp = f"layer{i}.", block.attn, block.mlp
+        p, attn, mlp, bits = f"layer{i}.", block.attn, block.mlp, cfg.weight_bits
         n1, n2 = _f64(block.norm1.out.scale), _f64(block.norm2.out.scale)
         sq, sk, sv, so = (_f64(q.scale) for q in (attn.q_out, attn.k_out, attn.v_out, attn.o_out))
         _put(arrays, p + "norm1", _f64(block.norm1.gain) / n1)
-        w, scale = quantize_weight(attn.qkv)
-        arrays[p + "qkv.w"] = _int8(w)
+        w, scale = quantize_weight(attn.qkv, bits)
+        weights(p + "qkv.w", w, bits)
         _put(arrays, p + "qkv", n1 * _f64(scale) / np.repeat([sq, sk, sv], d))
         _put(arrays, p + "score", sq * sk * LOG2_E * k / math.sqrt(cfg.head_dim))
         _put(arrays, p + "mix", sv / so)
-        w, scale = quantize_weight(attn.proj)
-        arrays[p + "proj.w"] = _int8(w)
+        w, scale = quantize_weight(attn.proj, bits)
+        weights(p + "proj.w", w, bits)
         _put(arrays, p + "proj", so * _f64(scale) * R)
         _put(arrays, p + "norm2", _f64(block.norm2.gain) / n2)
-        w, scale = quantize_weight(mlp.fc1)
-        arrays[p + "fc1.w"] = _int8(w)
+        w, scale = quantize_weight(mlp.fc1, bits)
+        weights(p + "fc1.w", w, bits)
         su = _f64(mlp.hidden.scale)
         _put(arrays, p + "fc1", n2 * _f64(scale) / su)
-        w, scale = quantize_weight(mlp.fc2)
-        arrays[p + "fc2.w"] = _int8(w)
+        w, scale = quantize_weight(mlp.fc2, bits)
+        weights(p + "fc2.w", w, bits)
         _put(arrays, p + "fc2", su * _f64(scale) * R)
     nf = _f64(model.norm_f.out.scale)
     _put(arrays, "norm_f", _f64(model.norm_f.gain) / nf)
     w, scale = model.head_weights()
     if not cfg.tie_embeddings:
-        arrays["head.w"] = _int8(w)
+        weights("head.w", w, cfg.embed_bits)
     _put(arrays, "head", nf * _f64(scale) * LOG2_E * k)
     slopes = model.slopes.cpu().numpy().astype(np.int64)
     arrays["alibi"] = np.tile(slopes, (cfg.n_layers, 1)).astype(np.int16)
     header = {"kind": "neural", **cfg.to_dict()}
-    return header, pack_weights(arrays)
+    return header, pack_weights(arrays, int4=int4)
 
 
 def random_integer_weights(config: dict, seed: int = 0) -> dict:
-    """Random weights in the full int8 ranges with plausible multipliers: for tests and benchmarks."""
+    """Random weights over the full int8 (or int4: config weight_bits / embed_bits) ranges with
+    plausible multipliers: for tests and benchmarks."""
     rng = np.random.default_rng(seed)
     V, d, H, L = config["vocab_size"], config["d_model"], config["n_heads"], config["n_layers"]
     hidden, R, k = d * config["mlp_ratio"], 2 ** config["resid_bits"], 2 ** config["exp_bits"]
+    block_max, embed_max = weight_max(config.get("weight_bits", 8)), weight_max(config.get("embed_bits", 8))
 
-    def weights(rows, cols):
-        return rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
+    def weights(rows, cols, q):
+        return rng.integers(-q, q + 1, size=(rows, cols)).astype(np.int8)
 
     def rescale(n, real):  # jitter each channel's factor by up to 2x either way
         return quantize_multiplier(real * np.exp2(rng.uniform(-1, 1, size=n)))
 
     def linear(name, rows, cols, out_rms, in_rms):
-        arrays[f"{name}.w"] = weights(rows, cols)
-        arrays[f"{name}.m"], arrays[f"{name}.s"] = rescale(rows, out_rms / (in_rms * 73 * math.sqrt(cols)))
+        arrays[f"{name}.w"] = weights(rows, cols, block_max)
+        w_rms = round(block_max / math.sqrt(3))  # ~ rms of uniform integers in [-q, q] (73 for int8)
+        arrays[f"{name}.m"], arrays[f"{name}.s"] = rescale(rows, out_rms / (in_rms * w_rms * math.sqrt(cols)))
 
-    arrays = {"wte.w": weights(V + 1, d)}
-    arrays["wte.m"], arrays["wte.s"] = rescale(V + 1, R / 73)
+    e_rms = round(embed_max / math.sqrt(3))
+    arrays = {"wte.w": weights(V + 1, d, embed_max)}
+    arrays["wte.m"], arrays["wte.s"] = rescale(V + 1, R / e_rms)
     for i in range(L):
         p = f"layer{i}."
         for norm in ("norm1", "norm2"):
@@ -116,8 +124,8 @@ def random_integer_weights(config: dict, seed: int = 0) -> dict:
         linear(p + "fc2", d, hidden, 0.3 * R, 40)
     arrays["norm_f.m"], arrays["norm_f.s"] = rescale(d, 32.0)
     if not config["tie_embeddings"]:
-        arrays["head.w"] = weights(V, d)
-    arrays["head.m"], arrays["head.s"] = rescale(V, 3 * k / (32 * 73 * math.sqrt(d)))
+        arrays["head.w"] = weights(V, d, embed_max)
+    arrays["head.m"], arrays["head.s"] = rescale(V, 3 * k / (32 * e_rms * math.sqrt(d)))
     arrays["alibi"] = rng.integers(0, 40, size=(L, H)).astype(np.int16)
     return arrays
 
@@ -143,10 +151,9 @@ def float_code_length(model: GPT, tokens: np.ndarray, n_streams: int, chunk: int
     cfg, device = model.cfg, next(model.parameters()).device
     chunk = chunk or 4 * cfg.context
     warm = cfg.n_layers * (cfg.context - 1)
-    tokens = np.asarray(tokens, dtype=np.int64)
     total = 0.0
     for part in stream_slices(len(tokens), n_streams):
-        stream = tokens[part]
+        stream = np.asarray(tokens[part], dtype=np.int64)  # one stream at a time: tokens may be a memory map
         inputs = np.concatenate([[model.bos], stream[:-1]])
         for start in range(0, len(stream), chunk):
             lo = max(0, start - warm)

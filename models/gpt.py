@@ -10,9 +10,9 @@ derivative of 2**-x), and RMSNorm floors its rms the same way. So the float loss
 is the integer model's code length up to multiplier rounding and float noise,
 and `models.export` only has to turn scales into multipliers.
 
-Learned pieces: int8 weights (per output row scale = max|row| / 127), RMSNorm
-gains, and one quantization step per activation tensor (LSQ-style, stored as
-log_scale), set from data by `calibrate` before training starts.
+Learned pieces: int8 or int4 weights (per output row scale = max|row| / 127,
+or / 7), RMSNorm gains, and one quantization step per activation tensor
+(LSQ-style, stored as log_scale), set from data by `calibrate` before training starts.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from submissions.decoder.int_ops import (
     NORM_EXTRA_BITS,
     RELU_MAX,
     RESID_MAX,
+    WEIGHT_BITS,
     attention_prob_bits,
     exp2_table,
+    weight_max,
 )
 
 LOG2_E = 1.0 / math.log(2.0)
@@ -53,6 +55,8 @@ class ModelConfig:
     resid_bits: int = 12  # fractional bits of the residual stream
     exp_bits: int = 6  # logits are integers in units of 2**-exp_bits bits
     out_prob_bits: int = 24  # the output exp table's scale: weights up to 2**24
+    weight_bits: int = 8  # the blocks' matrices (qkv, proj, fc1, fc2): 8 or 4
+    embed_bits: int = 8  # the embedding table (and the head, tied or not): 8 or 4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +78,8 @@ class ModelConfig:
         attention_prob_bits(self.context)  # raises when the window is too long
         if not 2 <= self.vocab_size <= 1 << 20 or not 1 <= self.out_prob_bits <= 30:
             raise ValueError("vocab_size or out_prob_bits out of range")
+        if self.weight_bits not in WEIGHT_BITS or self.embed_bits not in WEIGHT_BITS:
+            raise ValueError(f"weight_bits and embed_bits must be one of {WEIGHT_BITS}")
         return self
 
 
@@ -92,10 +98,12 @@ def floor_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.floor(x) - x).detach()
 
 
-def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per output row int8: (integer-valued weights, row scales). The scale takes no gradient."""
-    scale = w.detach().abs().amax(dim=1).clamp_min(1e-8) / ACT_MAX
-    return round_ste(w / scale[:, None]).clamp(-ACT_MAX, ACT_MAX), scale
+def quantize_weight(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per output row int8 or int4: (integer-valued weights in [-q, q], row scales),
+    q = weight_max(bits). The scale takes no gradient; export stores exactly these integers."""
+    q = weight_max(bits)
+    scale = w.detach().abs().amax(dim=1).clamp_min(1e-8) / q
+    return round_ste(w / scale[:, None]).clamp(-q, q), scale
 
 
 class ActQuant(nn.Module):
@@ -163,7 +171,7 @@ class Attention(nn.Module):
         """x: int8-valued (B, T, d) at step x_scale; bias: (H, T, T) ALiBi + window mask."""
         cfg, (B, T, d) = self.cfg, x.shape
         H, hd = cfg.n_heads, cfg.head_dim
-        w, w_scale = quantize_weight(self.qkv)
+        w, w_scale = quantize_weight(self.qkv, cfg.weight_bits)
         real = (x @ w.t()) * (x_scale * w_scale)  # (B, T, 3d): exact integer matmul, then rescale
         q, k, v = (quant(part) for quant, part in zip((self.q_out, self.k_out, self.v_out), real.split(d, dim=-1)))
         q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
@@ -173,7 +181,7 @@ class Attention(nn.Module):
         p = ExpTable.apply(z.detach().amax(-1, keepdim=True) - z, table, cfg.exp_bits)  # (B, H, T, T)
         mixed = (p @ v) / p.sum(-1, keepdim=True)  # (B, H, T, hd), in v's units
         o = self.o_out(mixed * self.v_out.scale).transpose(1, 2).reshape(B, T, d)
-        w, w_scale = quantize_weight(self.proj)
+        w, w_scale = quantize_weight(self.proj, cfg.weight_bits)
         return round_ste((o @ w.t()) * (self.o_out.scale * w_scale * 2**cfg.resid_bits))
 
 
@@ -187,9 +195,10 @@ class MLP(nn.Module):
         self.hidden = ActQuant(0, RELU_MAX)  # ReLU output as uint8
 
     def forward(self, x, x_scale):
-        w, w_scale = quantize_weight(self.fc1)
+        bits = self.cfg.weight_bits
+        w, w_scale = quantize_weight(self.fc1, bits)
         u = self.hidden(F.relu((x @ w.t()) * (x_scale * w_scale)))  # (B, T, hidden)
-        w, w_scale = quantize_weight(self.fc2)
+        w, w_scale = quantize_weight(self.fc2, bits)
         return round_ste((u @ w.t()) * (self.hidden.scale * w_scale * 2**self.cfg.resid_bits))
 
 
@@ -224,7 +233,7 @@ class GPT(nn.Module):
         return self.cfg.vocab_size
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        w, scale = quantize_weight(self.wte if self.head is None else self.head)
+        w, scale = quantize_weight(self.wte if self.head is None else self.head, self.cfg.embed_bits)
         return w[: self.cfg.vocab_size], scale[: self.cfg.vocab_size]
 
     def alibi_bias(self, T: int) -> torch.Tensor:
@@ -235,7 +244,7 @@ class GPT(nn.Module):
         return torch.where(inside, self.slopes[:, None, None] * distance, torch.tensor(MASKED, device=pos.device))
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        w, scale = quantize_weight(self.wte)
+        w, scale = quantize_weight(self.wte, self.cfg.embed_bits)
         h = round_ste(w[idx] * (scale[idx] * 2**self.cfg.resid_bits)[..., None])  # (B, T, d)
         return h.clamp(-RESID_MAX, RESID_MAX)
 

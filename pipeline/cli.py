@@ -77,8 +77,8 @@ def data(
 def train(
     data_file: Path = typer.Argument(..., help="the file to compress"),
     output: Path = typer.Option(..., "-o", "--output", help="run folder to create"),
-    model: str = typer.Option("context", "--model", help="'context' (adaptive, nothing to train) or 'neural' (transformer)"),
-    vocab: int = typer.Option(4096, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
+    model: str = typer.Option("mix", "--model", help="'mix' (online context mixing, nothing to train), 'context' (simpler, faster) or 'neural' (transformer)"),
+    vocab: int = typer.Option(512, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
     streams: int = typer.Option(64, "--streams", help="independent coding streams (thousands on a GPU)"),
     d_model: int = typer.Option(256, "--d-model", help="neural: width"),
     layers: int = typer.Option(4, "--layers", help="neural: transformer blocks"),
@@ -90,6 +90,9 @@ def train(
     lr: float = typer.Option(2e-3, "--lr", help="neural: peak learning rate"),
     seed: int = typer.Option(0, "--seed", help="neural: random seed"),
     device: str = typer.Option("auto", "--device", help="neural: cuda, cpu or auto"),
+    precision: str = typer.Option("tf32", "--precision", help="neural: training matmuls: tf32 (exact operands), bf16 (autocast, faster, rounds outputs) or fp32"),
+    weight_bits: int = typer.Option(8, "--weight-bits", help="neural: 8 or 4 bits per weight of the transformer blocks"),
+    embed_bits: int = typer.Option(8, "--embed-bits", help="neural: 8 or 4 bits per weight of the embedding table (and head)"),
     resume: bool = typer.Option(False, "--resume", help="neural: continue from the run's checkpoint"),
     force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
@@ -105,7 +108,8 @@ def train(
         if model == "neural":
             model_config = NeuralModelConfig(
                 d_model=d_model, n_layers=layers, n_heads=heads, context=context, max_minutes=max_minutes,
-                max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
+                max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
+                weight_bits=weight_bits, embed_bits=embed_bits,
             )
         config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), model=model_config, coder=CoderConfig(n_streams=streams))
         result = run_train(data_file, output, config, force=force, resume=resume, device=device, progress=not quiet)
@@ -184,6 +188,139 @@ def demo(
         ok = run_demo(workdir, force=force)
         if not ok:
             raise typer.Exit(1)
+
+
+def _names(text: Optional[str]) -> list[str]:
+    return [w.strip() for w in (text or "").split(",") if w.strip()]
+
+
+@app.command()
+def scoreboard(
+    files: Optional[list[Path]] = typer.Argument(None, help="data files to score (default: the files of the recorded results, where they are)"),
+    out_dir: Path = typer.Option(Path("scoreboard"), "-o", "--out-dir", help="folder for scoreboard_FILE.md and scoreboard_FILE.png"),
+    report: Optional[list[Path]] = typer.Option(None, "--report", help="verification report, or folder searched for *.verify.json (repeatable; default: runs/ and .)"),
+    records: Optional[Path] = typer.Option(None, "--records", help="folder of committed result records (default: submissions/results)"),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="comma-separated baselines to measure (default: all of them)"),
+    skip: Optional[str] = typer.Option(None, "--skip", help="comma-separated baselines to leave out (listed as skipped), e.g. 'nncp,cmix'"),
+    force: bool = typer.Option(False, "--force", help="replace existing outputs"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+) -> None:
+    """Our verified archives beside lzma/bz2/zlib/zstd/brotli and external compressors, measured now; table, markdown, PNG."""
+    with user_errors():
+        from rich.console import Console
+
+        from pipeline.baselines import BASELINES
+        from pipeline.fileio import atomic_write_text, check_output, require_file
+        from pipeline.plot import plot_board
+        from pipeline.progress import console, progress_bar
+        from pipeline.scoreboard import build_board, markdown, terminal_table
+        from pipeline.verified import DEFAULT_REPORT_PLACES, RECORDS_DIR, find_reports, recorded_files
+
+        skipped, chosen = tuple(_names(skip)), _names(baselines) if baselines is not None else None
+        unknown = [n for n in (*skipped, *(chosen or [])) if n not in BASELINES]
+        if unknown:
+            raise UserError(f"unknown baseline {', '.join(map(repr, unknown))}; known: {', '.join(BASELINES)}")
+        records_dir = records or RECORDS_DIR
+        if records is not None and not records.is_dir():
+            raise UserError(f"--records {records} is not a folder")
+        data_files = [require_file(f, "data file") for f in files] if files else recorded_files(records_dir)
+        if not data_files:
+            raise UserError("give a data file (no recorded result names a file that is here)")
+        outputs = [(out_dir / f"scoreboard_{f.name}.md", out_dir / f"scoreboard_{f.name}.png") for f in data_files]
+        for pair in outputs:
+            for output in pair:
+                check_output(output, force, inputs=tuple(data_files))
+        reports = find_reports(list(report) if report else list(DEFAULT_REPORT_PLACES))
+        for data_file, (md_path, png_path) in zip(data_files, outputs):
+            with progress_bar(f"baselines on {data_file.name}", not quiet) as bar:
+                def step(done: int, total: int, name: str) -> None:
+                    if bar is not None:
+                        bar(done, total)
+
+                board = build_board(data_file, reports, records_dir, chosen, skipped, progress=step)
+            for refusal in board.refusals:
+                console.print(f"[yellow]refused[/] {refusal.source}: {refusal.reason}", highlight=False)
+            out = Console(highlight=False)  # stdout: the table is the command's output
+            if not out.is_terminal:
+                out = Console(highlight=False, width=170)  # piped into a file: keep rows on one line
+            out.print(terminal_table(board))
+            atomic_write_text(md_path, markdown(board))
+            plot_board(board, png_path)
+            _say(f"wrote {md_path} and {png_path}")
+
+
+@app.command()
+def submit(
+    report: Path = typer.Argument(..., help="a passing report of `verify run`"),
+    data_file: Optional[Path] = typer.Option(None, "--data", help="the verified file, if it moved since"),
+    run: Optional[Path] = typer.Option(None, "--run", help="the run folder the archive was packed from (adds its training time)"),
+    pack_seconds: Optional[float] = typer.Option(None, "--pack-seconds", help="encode time `pipeline pack` printed"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="record to write (default: submissions/results/FILE-MODEL-DATE.json)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing record"),
+) -> None:
+    """Turn a passing verification into a committable result record (the scoreboard's 'recorded' rows)."""
+    with user_errors():
+        import json
+
+        from pipeline.fileio import atomic_write_text, check_output
+        from pipeline.verified import RECORDS_DIR, make_record, record_name
+
+        record = make_record(report, data_file, run, pack_seconds)
+        target = output or RECORDS_DIR / record_name(record)
+        check_output(target, force, inputs=(report,))
+        atomic_write_text(target, json.dumps(record, indent=2) + "\n")
+        _say(f"wrote {target}: {record['file']['name']} -> {record['archive']['total_bytes']:,} bytes ({record['bits_per_byte']:.4f} bits/byte), verified {str(record['verification']['date'])[:10]}")
+
+
+@app.command()
+def bench(
+    data_file: Path = typer.Argument(..., help="text to slice (or repeat, labelled, when it is shorter than a size)"),
+    sizes: str = typer.Option("1,2,4,8", "--sizes", help="input sizes in MB (10^6 bytes), comma-separated"),
+    model: Optional[str] = typer.Option(None, "--model", help="a model kind of `pipeline train` (default: the project's default model)"),
+    device: Optional[str] = typer.Option(None, "--device", help="comma-separated: cpu, cuda (default: cpu, and cuda when present)"),
+    vocab: int = typer.Option(4096, "--vocab", help="tokenizer vocabulary size"),
+    streams: int = typer.Option(64, "--streams", help="coding streams"),
+    minutes: float = typer.Option(1.0, "--minutes", help="neural: training budget per size"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="skip the sizes the measured rate says would not fit in this budget"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="markdown to write, plus a .json beside it (default: benchmarks/results/bench_MODEL_MACHINE_DATE.md)"),
+    note: Optional[list[str]] = typer.Option(None, "--note", help="a line to keep with the results (repeatable), e.g. what else ran"),
+    force: bool = typer.Option(False, "--force", help="replace existing outputs"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+) -> None:
+    """Training tokens/s, encode and decode bytes/s and peak memory for growing inputs (CPU, and CUDA when present)."""
+    with user_errors():
+        from rich.console import Console
+
+        from pipeline import bench as stage
+        from pipeline.config import PipelineConfig
+        from pipeline.fileio import check_output, require_file
+        from pipeline.progress import progress_bar
+
+        require_file(data_file, "data file")
+        model = model or PipelineConfig().model.kind
+        size_list = stage.parse_sizes(sizes)
+        if max_minutes is not None and max_minutes <= 0:
+            raise UserError("--max-minutes must be positive")
+        md_path = output or stage.default_output(model)
+        if md_path.suffix != ".md":
+            raise UserError(f"--output {md_path} must end in .md (the JSON goes beside it)")
+        for path in (md_path, md_path.with_suffix(".json")):
+            check_output(path, force, inputs=(data_file,))
+        with progress_bar("bench", not quiet) as bar:
+            result = stage.bench(
+                data_file, size_list, model, _names(device) or None, vocab, streams, minutes, max_minutes,
+                progress=(lambda done, total, name: bar(done, total)) if bar is not None else None,
+            )
+        result.notes.extend(note or [])
+        command = " ".join(["pipeline bench", str(data_file), "--sizes", sizes, "--model", model] + (["--max-minutes", f"{max_minutes:g}"] if max_minutes else []))
+        json_path = stage.write_results(result, md_path, command)
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out = Console(highlight=False, width=170)
+        out.print(stage.terminal_table(result))
+        for note in result.notes:
+            _say(note)
+        _say(f"wrote {md_path} and {json_path}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

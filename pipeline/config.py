@@ -12,7 +12,7 @@ from pipeline.errors import UserError
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    vocab_size: int = 4096
+    vocab_size: int = 512  # smallest total for the default mix model on enwik6 (benchmarks/results/mixing_texts.md)
     model_type: str = "bpe"
 
 
@@ -28,6 +28,28 @@ class ContextModelConfig:
 
 
 @dataclass(frozen=True)
+class MixingModelConfig:
+    """Online context mixing over token bits (submissions/decoder/mixing_model.py): token,
+    byte and word contexts, a match model, logistic mixers and refiners; nothing to train."""
+
+    kind: str = "mix"
+    orders: tuple = (1, 2, 3)  # token context orders (order 0 is always there)
+    sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
+    word: bool = True  # contexts of the current word and the word before it
+    table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
+    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
+    match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share
+    learning_rate: int = 20  # mixer step size
+
+    def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
+        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
+        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
+        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
+        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
+
+
+@dataclass(frozen=True)
 class NeuralModelConfig:
     """The integer-exact transformer (models/gpt.py, submissions/decoder/neural_model.py) and its training."""
 
@@ -37,18 +59,22 @@ class NeuralModelConfig:
     n_heads: int = 4
     context: int = 128
     mlp_ratio: int = 4
+    weight_bits: int = 8  # the blocks' weight matrices: 8 or 4 (two per byte in the archive)
+    embed_bits: int = 8  # the embedding table and the head: 8 or 4
     max_minutes: Optional[float] = 10.0  # training budget (time), counted across resumes
     max_steps: Optional[int] = None  # training budget (steps); the first one reached ends training
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
+    precision: str = "tf32"  # training matmuls: tf32 (exact for our operands), bf16 (faster, rounds), fp32
 
     def shape(self) -> dict:
         """The fields that define the network (ModelConfig), without the training budget."""
-        return {k: getattr(self, k) for k in ("d_model", "n_layers", "n_heads", "context", "mlp_ratio")}
+        names = ("d_model", "n_layers", "n_heads", "context", "mlp_ratio", "weight_bits", "embed_bits")
+        return {k: getattr(self, k) for k in names}
 
 
-MODEL_CONFIGS = {"context": ContextModelConfig, "neural": NeuralModelConfig}
+MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neural": NeuralModelConfig}
 
 
 @dataclass(frozen=True)
@@ -60,7 +86,7 @@ class CoderConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: Union[ContextModelConfig, NeuralModelConfig] = field(default_factory=ContextModelConfig)
+    model: Union[MixingModelConfig, ContextModelConfig, NeuralModelConfig] = field(default_factory=MixingModelConfig)
     coder: CoderConfig = field(default_factory=CoderConfig)
 
     def to_dict(self) -> dict:
@@ -91,9 +117,23 @@ class PipelineConfig:
             raise UserError("prob_bits must be between 16 and 31")
         if self.model.kind == "context" and self.model.count_limit + self.coder.n_streams >= 1 << 16:
             raise UserError("count_limit + n_streams must stay below 65536 (uint16 counts)")
+        if self.model.kind == "mix":
+            if not 10 <= self.model.table_bits <= 32:
+                raise UserError("table_bits must be between 10 and 32")
+            offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths)
+            if not all(1 <= o <= 32 for o in offsets) or not all(c for c in self.model.sparse):
+                raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
+            if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):
+                raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
+            if not 2 <= self.model.count_limit < 65536 - self.coder.n_streams:
+                raise UserError("count_limit must be at least 2 and below 65536 - n_streams (16-bit counts)")
         if self.model.kind == "neural":
             if self.model.max_minutes is None and self.model.max_steps is None:
                 raise UserError("give the neural model a training budget (--max-minutes or --max-steps)")
             if self.model.d_model % self.model.n_heads:
                 raise UserError("d_model must be a multiple of the number of heads")
+            if self.model.weight_bits not in (4, 8) or self.model.embed_bits not in (4, 8):
+                raise UserError("weight bits and embedding bits must be 4 or 8")
+            if self.model.precision not in ("tf32", "bf16", "fp32"):
+                raise UserError(f"unknown precision {self.model.precision!r} (tf32, bf16 or fp32)")
         return self

@@ -31,7 +31,8 @@ def train_neural(
     resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Train, export to run/model.{json,bin}; return facts for the run report."""
+    """Train on `tokens` (the run's memory-mapped ids), export to run/model.{json,bin};
+    return facts for the run report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from models.export import export_integer_model, float_code_length
@@ -52,6 +53,7 @@ def train_neural(
             checkpoint = train_model(
                 tokens, model_config, run, device=device, max_minutes=config.max_minutes, max_steps=config.max_steps,
                 batch_size=config.batch_size, lr=config.lr, seed=config.seed, resume=resume, progress=report,
+                precision=config.precision,
             )
         except ValueError as exc:  # e.g. --resume over a checkpoint of another shape
             raise UserError(f"cannot train: {exc}") from None

@@ -66,7 +66,7 @@ def pack(
     prob_bits = config.coder.prob_bits
     model_header, weights = _model_of(run, config)
     runtime_choice = {k: v for k, v in (("backend", backend), ("device", device)) if v}
-    model = build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights)
+    model = build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
     with progress_bar("encoding", progress) as update:
         payload, ideal_bits = codec.encode_with_cost(model, tokens, n_streams, prob_bits, update)
     seconds = time.perf_counter() - started

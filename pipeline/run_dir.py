@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, TokenizerConfig
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.json"
 SOURCE = "source.json"
 TOKENIZER = "tokenizer.model"
-TOKENS = "tokens.npy"
+TOKENS = "tokens.npy"  # the token ids (uint16, or int32 past 65536 ids), memory-mapped by training
+TOKEN_RECORD = "tokens.json"  # what the ids were made from: data sha256, tokenizer sha256 and config, count
 REPORT = "train.json"
 
 
@@ -46,15 +48,49 @@ class Source:
         return data
 
 
-def save_run(run: Path, config: PipelineConfig, source: Source, tokenizer_proto: bytes, tokens: np.ndarray, report: dict) -> None:
+def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / CONFIG, config.to_json())
     atomic_write_text(run / SOURCE, json.dumps(source.__dict__, indent=2))
+
+
+def save_tokens(run: Path, tokens: np.ndarray, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> None:
+    """The tokenizer and the id file, each written atomically, then their record. The old record
+    goes first, so a crash half way leaves ids without a record: stale, and rebuilt on resume."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / TOKEN_RECORD).unlink(missing_ok=True)
     atomic_write_bytes(run / TOKENIZER, tokenizer_proto)
     with atomic_path(run / TOKENS) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, tokens)
-    save_report(run, report)
+    record = _token_record(data_sha256, tokenizer_proto, tokenizer, len(tokens))
+    atomic_write_text(run / TOKEN_RECORD, json.dumps(record, indent=2))
+
+
+def _token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int) -> dict:
+    return {
+        "data_sha256": data_sha256,
+        "tokenizer_sha256": hashlib.sha256(tokenizer_proto).hexdigest(),
+        "tokenizer": dataclasses.asdict(tokenizer),
+        "n_tokens": int(n_tokens),
+    }
+
+
+def open_tokens(run: Path) -> np.ndarray:
+    """The run's token ids as a read-only memory map: pages are read as they are used."""
+    return np.load(Path(run) / TOKENS, mmap_mode="r", allow_pickle=False)
+
+
+def fresh_tokens(run: Path, data_sha256: str, tokenizer: TokenizerConfig) -> bool:
+    """Whether the run's ids were made from this data by its tokenizer, trained with this config."""
+    run = Path(run)
+    try:
+        record = json.loads((run / TOKEN_RECORD).read_text())
+        proto = (run / TOKENIZER).read_bytes()
+        n_tokens = len(open_tokens(run))
+    except (OSError, ValueError):
+        return False
+    return record == _token_record(data_sha256, proto, tokenizer, n_tokens)
 
 
 def save_report(run: Path, report: dict) -> None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.config import CoderConfig, ContextModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.fileio import atomic_write_text, require_file
 from pipeline.progress import console
 
@@ -31,9 +31,11 @@ def _neural(d: int, layers: int, heads: int, context: int = 128) -> NeuralModelC
 
 
 def default_candidates(streams: int = 64, minutes: float = 1.0) -> list[Candidate]:
-    """Context models at three vocab sizes; neural models from tiny to enwik8-sized."""
+    """No neural model (context mixing; the simple context model) at several vocab sizes;
+    neural models from tiny to enwik8-sized."""
     coder = CoderConfig(n_streams=streams)
-    rows = [(f"context, vocab {v}", v, ContextModelConfig()) for v in (2048, 4096, 8192)]
+    rows = [(f"mix, vocab {v}", v, MixingModelConfig()) for v in (512, 1024, 4096)]
+    rows += [(f"context, vocab {v}", v, ContextModelConfig()) for v in (2048, 4096, 8192)]
     rows += [
         ("neural d64 L2, vocab 1024", 1024, _neural(64, 2, 2)),
         ("neural d128 L2, vocab 2048", 2048, _neural(128, 2, 4)),

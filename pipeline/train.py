@@ -2,8 +2,10 @@
 
 The adaptive context model learns while it codes, so it has nothing to train
 here; the neural model is trained (GPU when present) and exported to its integer
-twin. Either way the run records the tokenized file, so `pipeline pack` codes
-exactly what was tokenized here.
+twin. Either way the run records the tokenized file (the id file, tokens.npy,
+with a record of the data and tokenizer it came from), so `pipeline pack` codes
+exactly what was tokenized here, training reads the ids through a memory map,
+and `--resume` tokenizes again only when that record no longer matches.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy as np
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
 from pipeline.fileio import require_file
-from pipeline.run_dir import Source, file_sha256, save_report, save_run
+from pipeline.run_dir import TOKENIZER, Source, file_sha256, fresh_tokens, open_tokens, save_report, save_run, save_tokens
 from submissions.decoder import codec
-from tokenizer import train_tokenizer
+from tokenizer import load_tokenizer, train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -50,29 +52,40 @@ def train(
     if run.exists() and (not run.is_dir() or any(run.iterdir())) and not (force or resume):
         raise UserError(f"{run} already exists and is not empty (use --force to replace it, or --resume)")
     started = time.perf_counter()
+    source = Source(path=str(data_path.resolve()), size=data_path.stat().st_size, sha256=file_sha256(data_path))
+    if not (resume and fresh_tokens(run, source.sha256, config.tokenizer)):  # tokenize once per data and tokenizer
+        _tokenize(data_path, run, config, source)
+    save_run(run, config, source)
+    tokens = open_tokens(run)  # a memory map: training reads its windows, never holds the sequence
+    vocab_size = load_tokenizer((run / TOKENIZER).read_bytes()).vocab_size
+    bytes_per_token = source.size / max(len(tokens), 1)
+    report = {
+        "bytes": source.size,
+        "tokens": int(len(tokens)),
+        "vocab_size": vocab_size,
+        "bytes_per_token": bytes_per_token,
+        "seconds": time.perf_counter() - started,
+    }
+    save_report(run, report)
+    if config.model.kind == "neural":
+        from pipeline.neural import train_neural
+
+        n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
+        report.update(train_neural(tokens, vocab_size, config.model, run, n_streams, bytes_per_token, device, resume, progress))
+        report["seconds"] = time.perf_counter() - started
+        save_report(run, report)
+    return TrainResult(run, source.size, int(len(tokens)), vocab_size, report["seconds"])
+
+
+def _tokenize(data_path: Path, run: Path, config: PipelineConfig, source: Source) -> None:
+    """Train the tokenizer on the file and write it with the file's ids into the run. The data
+    and ids in memory are dropped on return: later stages read the id file."""
     data = data_path.read_bytes()
+    if len(data) != source.size:
+        raise UserError(f"{data_path} changed while it was read")
     tokenizer = train_tokenizer(data, config.tokenizer.vocab_size, config.tokenizer.model_type)
     tokens = tokenizer.encode(data)
     if tokenizer.decode(tokens) != data:  # a bug, never a user error: refuse to go on
         raise RuntimeError("tokenizer round trip failed on this file")
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
-    seconds = time.perf_counter() - started
-    source = Source(path=str(data_path.resolve()), size=len(data), sha256=file_sha256(data_path))
-    report = {
-        "bytes": len(data),
-        "tokens": int(len(tokens)),
-        "vocab_size": tokenizer.vocab_size,
-        "bytes_per_token": len(data) / max(len(tokens), 1),
-        "seconds": seconds,
-    }
-    save_run(run, config, source, tokenizer.model_proto(), tokens.astype(dtype), report)
-    if config.model.kind == "neural":
-        from pipeline.neural import train_neural
-
-        n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
-        bytes_per_token = len(data) / max(len(tokens), 1)
-        report.update(train_neural(tokens, tokenizer.vocab_size, config.model, run, n_streams, bytes_per_token, device, resume, progress))
-        seconds = time.perf_counter() - started
-        report["seconds"] = seconds
-        save_report(run, report)
-    return TrainResult(run, len(data), int(len(tokens)), tokenizer.vocab_size, seconds)
+    save_tokens(run, tokens.astype(dtype), source.sha256, tokenizer.model_proto(), config.tokenizer)

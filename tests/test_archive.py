@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import lzma
+import os
+import struct
 import subprocess
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +21,27 @@ from pipeline.config import CoderConfig, PipelineConfig, TokenizerConfig
 from pipeline.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
-from submissions.archive import ArchiveError, inspect
+from submissions import archive as archive_module
+from submissions.archive import (
+    BOOTSTRAP,
+    DECODER_DIR,
+    PACKAGE,
+    PROGRAM,
+    ZIP_END_RECORD,
+    ArchiveError,
+    _member_bytes,
+    _same_program,
+    archive_decoder,
+    decoder_modules,
+    decoder_program,
+    inspect,
+    minify_source,
+    pack_modules,
+    strip_source,
+    unpack_modules,
+)
 from submissions.decoder import restore
+from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
 
 SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=512), coder=CoderConfig(n_streams=8))
 
@@ -69,14 +94,128 @@ def test_packing_is_reproducible(packed, tmp_path):
 
 
 def test_decoder_program_has_no_project_imports(packed, tmp_path):
-    import zipfile
-
-    with zipfile.ZipFile(packed[1]) as zf:
-        sources = {n: zf.read(n).decode() for n in zf.namelist() if n.endswith(".py")}
+    sources = archive_decoder(packed[1])
+    assert {"decoder", "decoder.restore", "decoder.container", "decoder.rans"} <= set(sources)
     for name, text in sources.items():
         for project in ("pipeline", "tokenizer", "models", "submissions", "verify"):
             assert f"import {project}" not in text and f"from {project}" not in text, name
-    assert "decoder/neural_model.py" not in sources  # a context-model archive carries no neural code
+    assert "decoder.neural_model" not in sources  # a context-model archive carries no neural code
+
+
+def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
+    _, archive = packed
+    with zipfile.ZipFile(archive) as zf:
+        infos = {info.filename: info for info in zf.infolist()}
+    assert set(infos) == {"__main__.py", PROGRAM, HEADER, TOKENIZER, PAYLOAD}
+    assert infos[PROGRAM].compress_type == zipfile.ZIP_STORED  # LZMA already: deflate would only add bytes
+    decoder_bytes = sum(_member_bytes(infos[name]) for name in ("__main__.py", PROGRAM)) + ZIP_END_RECORD
+    assert inspect(archive).parts["decoder"] == decoder_bytes
+    with zipfile.ZipFile(archive) as zf:
+        text = lzma.decompress(zf.read(PROGRAM))
+    assert infos[PROGRAM].file_size < len(zlib.compress(text, 9))  # the point of LZMA over deflate
+    assert f'read("{PROGRAM}")' in BOOTSTRAP and f'n=="{PACKAGE}"' in BOOTSTRAP and f"from {PACKAGE}.restore" in BOOTSTRAP
+    assert minify_source(BOOTSTRAP) == BOOTSTRAP  # already as small as the minifier makes it
+    assert unpack_modules(pack_modules({"decoder": "x = 1\n", "decoder.a": ""})) == {"decoder": "x = 1\n", "decoder.a": ""}
+
+
+@pytest.mark.parametrize("kind", ["context", "mix", "neural"])
+def test_decoder_program_is_the_repo_code_minified(kind):
+    """Every module an archive carries is its repo source with only comments, docstrings and whitespace gone."""
+    for name, text in decoder_modules(kind).items():
+        path = DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")
+        assert _same_program(text, path.read_text("utf-8")), name
+        assert text == minify_source(strip_source(path.read_text("utf-8"))), name
+        assert text != strip_source(path.read_text("utf-8")), name  # the minifier did not fall back
+
+
+def test_archive_runs_from_any_folder_and_ignores_a_foreign_decoder_package(packed, tmp_path):
+    """The bootstrap finds its program through the archive path, whatever the cwd, and installs
+    its own `decoder` ahead of sys.path (here a hostile one on PYTHONPATH, without -I)."""
+    source, archive = packed
+    hostile = tmp_path / "site" / "decoder"
+    hostile.mkdir(parents=True)
+    (hostile / "__init__.py").write_text("raise SystemExit('the wrong decoder package was imported')\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    relative = os.path.relpath(archive, elsewhere)
+    env = dict(os.environ, PYTHONPATH=str(hostile.parent))
+    result = subprocess.run(
+        [sys.executable, relative, "-o", "out", "-q"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert (elsewhere / "out").read_bytes() == source.read_bytes()
+
+
+def _member_data_offset(blob: bytes, name: str) -> tuple[int, int]:
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        info = zf.getinfo(name)
+    name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26 : info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len, info.compress_size
+
+
+@pytest.mark.parametrize("where", [0, 0.5, 0.999])
+def test_a_flipped_byte_in_the_decoder_program_is_refused(packed, tmp_path, where):
+    blob = bytearray(packed[1].read_bytes())
+    start, size = _member_data_offset(bytes(blob), PROGRAM)
+    blob[start + int(where * size)] ^= 0x20
+    bad, out = tmp_path / "bad.arc", tmp_path / "out"
+    bad.write_bytes(bytes(blob))
+    result = run_archive(bad, out)
+    assert result.returncode == 1 and not out.exists()
+    assert result.stderr.startswith("error: corrupted archive: its decoder program does not unpack") and len(result.stderr.splitlines()) == 1, result.stderr
+    with pytest.raises(ArchiveError, match="CRC"):
+        inspect(bad)
+
+
+def test_decoder_program_is_reproducible():
+    first = {kind: decoder_program(kind) for kind in ("context", "mix", "neural")}
+    assert first == {kind: decoder_program(kind) for kind in ("context", "mix", "neural")}
+    assert len(first["neural"][PROGRAM]) > len(first["context"][PROGRAM])  # each kind carries only its modules
+
+
+def test_an_archive_of_another_format_version_is_refused_in_one_line(packed, tmp_path, monkeypatch):
+    header, sections = read_archive(str(packed[1]))
+    monkeypatch.setattr(archive_module, "FORMAT_VERSION", 1)
+    old = tmp_path / "old.arc"
+    archive_module.write_archive(old, header, sections)
+    monkeypatch.undo()
+    with pytest.raises(ArchiveError, match=r"archive format 1, this project reads format \d+ only") as caught:
+        inspect(old)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "x = 1 if y else 2\nz = 1 .real\nw = 0x1F or 2\n",
+        "a = b ** -c\nd = [*e, *f]\ng = {**h}\nk = l // -m\nn = o < -p\n",
+        's = "" "a"\nt = \'a\' "b" r\'\\\\\' f"{s!r:>{w}}"\nu = b"x" rb"y"\n',
+        'v = f"{a[\'k\']}{{}} {b:{c}} {f\'{d}\'}"\nq = f"""\n  {v}\n  """\n',
+        'x = """\n    indented text\n\tand a tab\n"""\n',
+        "x = (1 +\n     2)\ny = 1 + \\\n    2\n\n\n",
+        "from . import a\nfrom .b import c as d\nimport e.f as g\n",
+        "@dec(1)\nclass C(D, metaclass=M):\n    x: int = 1\n\n    def f(self, *a, k=1, **kw) -> int:\n        return not -self.x\n",
+        "f = lambda *a, **k: ...\nif (n := 10) > 5:\n    pass\nelse:\n    del x[1:2, ::3]\n",
+        "try:\n    import q\nexcept (A, B) as e:\n    raise X from e\nfinally:\n    y = not x in z and w is not None\n",
+        "async def f():\n    async with a as b:\n        await c\n    return [i async for i in d]\n",
+        "match p:\n    case [1, *rest] if rest:\n        pass\n    case {'k': v, **kw}:\n        pass\n    case Point(x=0) | None:\n        pass\n",
+        "é = 1\nnaïve = é + 1\nx = 1;y = 2\nglobal g\n",
+    ],
+    ids=["numbers", "operators", "strings", "fstrings", "multiline-string", "continuations", "imports",
+         "class", "lambda-walrus", "try", "async", "match", "unicode-and-semicolons"],
+)
+def test_minify_keeps_the_program(snippet):
+    minified = minify_source(snippet)
+    assert minified != snippet and len(minified) <= len(snippet)
+    assert _same_program(minified, snippet)
+    assert minify_source(minified) == minified  # a fixed point: nothing left to take out
+
+
+def test_stripping_drops_docstrings_and_keeps_a_body():
+    source = 'def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    """Only a docstring."""\n'
+    assert strip_source(source) == "def f():\n\n    return 1\n\n\nclass C:\n    pass\n"
+    odd = 'def f(): "doc"; return 1\n'  # removing the docstring here would not parse: ship it unchanged
+    assert strip_source(odd) == odd
 
 
 @pytest.mark.parametrize(

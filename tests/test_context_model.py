@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import coding
 from submissions.decoder import codec
 from submissions.decoder.context_model import ContextModel
 
@@ -12,11 +13,7 @@ PROB_BITS = 28
 
 
 def round_trip(tokens: np.ndarray, vocab: int, n_streams: int, **params) -> bytes:
-    streams = codec.effective_streams(len(tokens), n_streams)
-    payload = codec.encode(ContextModel(vocab, streams, PROB_BITS, **params), tokens, streams, PROB_BITS)
-    decoded = codec.decode(ContextModel(vocab, streams, PROB_BITS, **params), payload, len(tokens), streams, PROB_BITS)
-    np.testing.assert_array_equal(decoded, tokens)
-    return payload
+    return coding.round_trip(ContextModel, tokens, vocab, n_streams, **params)
 
 
 @settings(max_examples=60, deadline=None)

@@ -22,7 +22,15 @@ from submissions.decoder.int_ops import (
     rms_norm,
 )
 from submissions.decoder.model_registry import build_model, runtime_of
-from submissions.decoder.neural_model import NeuralModel, choose_backend, pack_weights, unpack_weights
+from submissions.decoder.neural_model import (
+    NeuralModel,
+    _Linear,
+    choose_backend,
+    pack_int4,
+    pack_weights,
+    unpack_int4,
+    unpack_weights,
+)
 
 PROB_BITS = 28
 NP, TORCH = NumpyBackend(), TorchBackend("cpu")
@@ -41,7 +49,13 @@ def small_config(rng: np.random.Generator) -> dict:
         "resid_bits": int(rng.integers(8, 14)),
         "exp_bits": int(rng.integers(4, 7)),
         "out_prob_bits": int(rng.integers(16, 25)),
+        "weight_bits": int(rng.choice([4, 8])),
+        "embed_bits": int(rng.choice([4, 8])),
     }
+
+
+def int4_config(rng: np.random.Generator) -> dict:
+    return dict(small_config(rng), weight_bits=4, embed_bits=4)
 
 
 def token_steps(rng, vocab: int, n_streams: int, n_steps: int) -> list[np.ndarray]:
@@ -113,6 +127,59 @@ def test_a_stream_codes_the_same_alone_or_in_a_batch(backend):
         b = int(rng.integers(0, 7))
         alone = run(NeuralModel(config, arrays, 1, PROB_BITS, backend=backend), [s[b : b + 1] for s in steps])
         np.testing.assert_array_equal(alone[:, 0], together[:, b])
+
+
+def test_int4_models_agree_across_backends_threads_and_batches():
+    """Hundreds of random int4 models and inputs: numpy = torch (1 and 2 threads), and each
+    stream's frequencies are the same coded alone as in its batch."""
+    rng = np.random.default_rng(44)
+    threads = torch.get_num_threads()
+    try:
+        for trial in range(120):
+            config = int4_config(rng)
+            arrays = random_integer_weights(config, seed=1000 + trial)
+            n_streams = int(rng.integers(2, 6))
+            steps = token_steps(rng, config["vocab_size"], n_streams, config["context"] + 3)
+            a = run(NeuralModel(config, arrays, n_streams, PROB_BITS, backend=NP), steps)
+            torch.set_num_threads(1 + trial % 2)
+            np.testing.assert_array_equal(run(NeuralModel(config, arrays, n_streams, PROB_BITS, backend=TORCH), steps), a, err_msg=str(config))
+            b = int(rng.integers(0, n_streams))
+            alone = run(NeuralModel(config, arrays, 1, PROB_BITS, backend=NP), [s[b : b + 1] for s in steps])
+            np.testing.assert_array_equal(alone[:, 0], a[:, b])
+            assert_valid(a)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_int4_weights_survive_the_blob_and_give_the_same_model():
+    rng = np.random.default_rng(8)
+    config = int4_config(rng)
+    arrays = random_integer_weights(config, 8)
+    packed = [n for n in arrays if n.endswith(".w")]
+    blob = pack_weights(arrays, int4=packed)
+    assert len(blob) < len(pack_weights(arrays))  # two weights per byte
+    back = unpack_weights(blob)
+    for name in arrays:
+        assert back[name].dtype == arrays[name].dtype
+        np.testing.assert_array_equal(back[name], arrays[name])
+    steps = token_steps(rng, config["vocab_size"], 3, 12)
+    np.testing.assert_array_equal(run(NeuralModel(config, back, 3, PROB_BITS, backend=TORCH), steps), run(NeuralModel(config, arrays, 3, PROB_BITS, backend=NP), steps))
+
+
+@pytest.mark.parametrize("backend", [NP, TORCH], ids=["numpy", "torch"])
+def test_int4_linear_uses_long_exact_chunks(backend):
+    """|x * w| <= 255 * 7 lets a 4096-wide uint8 x int4 product sum in one float32 matmul
+    (4096 * 1785 < 2**24): still exact, and checked against int64."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(-7, 8, size=(5, 4096)).astype(np.int8)
+    w[:2] = 7  # rows whose sums reach 4096 * 255 * 7
+    arrays = {"x.w": w, "x.m": np.full(5, 1, np.int32), "x.s": np.full(5, 1, np.int8)}
+    layer = _Linear(backend, arrays, "x", (5, 4096))
+    assert layer.w_max == 7
+    x = rng.integers(0, 256, size=(3, 4096))
+    x[0] = 255
+    got = np.asarray(backend.to_numpy(layer(backend.asarray(x), 255)))
+    np.testing.assert_array_equal(got, (x @ w.T.astype(np.int64) + 1) >> 1)  # M / 2**S = 1/2, half up
 
 
 def test_codec_round_trip_across_backends():
@@ -199,6 +266,24 @@ def test_golden_frequencies():
 
 GOLDEN = "dbf6909b01a38efc3012f04c6076713d14847a84a6e79962dda0d225e90a86c5"
 
+
+def test_golden_frequencies_int4():
+    """The same pin for an int4 model whose weights went through the blob (two per byte)."""
+    config = {
+        "vocab_size": 97, "d_model": 32, "n_layers": 2, "n_heads": 2, "context": 8, "mlp_ratio": 3,
+        "tie_embeddings": False, "resid_bits": 12, "exp_bits": 6, "out_prob_bits": 24, "weight_bits": 4, "embed_bits": 4,
+    }  # fmt: skip
+    arrays = random_integer_weights(config, 2)
+    names = [n for n in arrays if n.endswith(".w")]
+    model = NeuralModel(config, unpack_weights(pack_weights(arrays, int4=names)), 3, PROB_BITS, backend=NP)
+    digest = hashlib.sha256(b"".join(pack_int4(arrays[n]) for n in names))  # the nibble layout, not LZMA's bytes
+    for t in range(12):
+        digest.update(model.step(np.array([-1, (5 * t) % 97, (7 * t + 3) % 97]) if t else np.full(3, -1)).astype("<i8").tobytes())
+    assert digest.hexdigest() == GOLDEN_INT4
+
+
+GOLDEN_INT4 = "2340827291b8c0f6ce00ddc3b6f768f58e2968473dd65b95e463a45091fcc340"
+
 # ---------------------------------------------------------------- weights blob
 
 
@@ -217,9 +302,25 @@ def test_pack_unpack_round_trip():
         np.testing.assert_array_equal(back[name], array)
 
 
+def test_int4_packing():
+    rng = np.random.default_rng(6)
+    for count in (0, 1, 2, 7, 300, 301):
+        values = rng.integers(-8, 8, size=count).astype(np.int8)
+        packed = pack_int4(values)
+        assert len(packed) == (count + 1) // 2
+        np.testing.assert_array_equal(unpack_int4(packed, count), values)
+    assert pack_int4(np.array([-1, 2], np.int8)) == bytes([0x2F])  # low nibble first, two's complement
+    for bad in (np.array([8]), np.array([-9])):
+        with pytest.raises(ValueError):
+            pack_int4(bad)
+    with pytest.raises(ValueError):
+        pack_weights({"w": np.zeros(3, np.int8)}, int4=["v"])
+
+
 def test_unpack_rejects_damaged_blobs():
     blob = pack_weights({"w": np.ones((4, 4), dtype=np.int8)})
-    for bad in (b"", b"XXXX" + blob[4:], blob[:-3], blob[:4] + bytes(len(blob) - 4)):
+    int4 = pack_weights({"w": np.ones((4, 5), dtype=np.int8)}, int4=["w"])
+    for bad in (b"", b"XXXX" + blob[4:], blob[:-3], blob[:4] + bytes(len(blob) - 4), int4[:-3]):
         with pytest.raises(ValueError):
             unpack_weights(bad)
     with pytest.raises(TypeError):

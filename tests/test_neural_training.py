@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from models.export import export_integer_model, float_code_length, integer_code_length, quantize_multiplier
-from models.gpt import GPT, ModelConfig
+from models.gpt import GPT, ModelConfig, quantize_weight
 from models.training import CHECKPOINT, load_model, read_checkpoint, train_model
 from submissions.decoder import codec
 from submissions.decoder.int_ops import NumpyBackend, TorchBackend
 from submissions.decoder.model_registry import build_model
+from submissions.decoder.neural_model import unpack_weights
 
 TEXT = (
     b"The quick brown fox jumps over the lazy dog. A stitch in time saves nine. "
@@ -30,10 +31,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def train(tmp_path, steps, tokens=None, **kwargs):
+def train(tmp_path, steps, tokens=None, config=TINY, **kwargs):
     reports = []
     path = train_model(
-        text_tokens() if tokens is None else tokens, TINY, tmp_path, device="cpu", max_steps=steps, batch_size=8, lr=3e-3,
+        text_tokens() if tokens is None else tokens, config, tmp_path, device="cpu", max_steps=steps, batch_size=8, lr=3e-3,
         progress=reports.append, log_every=10, **kwargs,
     )  # fmt: skip
     return path, reports
@@ -77,11 +78,16 @@ def test_resume_refuses_another_config(tmp_path):
         train_model(text_tokens(), ModelConfig(vocab_size=256, d_model=16, n_heads=2, n_layers=1, context=16), tmp_path, device="cpu", max_steps=10, resume=True)
 
 
-def test_integer_model_codes_what_the_float_model_predicts(tmp_path):
-    """Observed: integer code length within 0.01% of the float QAT cross entropy; allowed: 1%."""
-    path, _ = train(tmp_path, 80)
+@pytest.mark.parametrize("bits", [8, 4])
+def test_integer_model_codes_what_the_float_model_predicts(tmp_path, bits):
+    """Observed: integer code length within 0.01% of the float QAT cross entropy; allowed: 1%.
+    With int4 weights (blocks and embedding) as well: they reach the blob two per byte."""
+    config = ModelConfig(**dict(TINY.to_dict(), weight_bits=bits, embed_bits=bits))
+    path, _ = train(tmp_path, 80, config=config)
     model = load_model(path)
     header, blob = export_integer_model(model)
+    assert header["weight_bits"] == header["embed_bits"] == bits
+    assert np.abs(unpack_weights(blob)["layer0.fc1.w"]).max() == (7 if bits == 4 else 127)
     tokens = text_tokens(3)[:400].astype(np.int64)
     float_bits = float_code_length(model, tokens, n_streams=3)
     int_bits = integer_code_length(header, blob, tokens, 3, prob_bits=28, backend=NumpyBackend())
@@ -127,3 +133,28 @@ def test_quantize_multiplier():
     np.testing.assert_allclose(approx[big], real[big], rtol=2**-15)
     with pytest.raises(ValueError):
         quantize_multiplier([2.0**31])
+
+
+def test_int4_fake_quant_matches_the_export_rule():
+    """Symmetric per-row int4: integers in [-7, 7], each row's largest |w| maps to 7, round half up."""
+    w = torch.tensor([[7.0, -3.5, 0.5, 1.5], [-2.0, 1.2, 0.5, 0.0]])
+    q, scale = quantize_weight(w, 4)
+    torch.testing.assert_close(scale, torch.tensor([1.0, 2.0 / 7]))
+    assert q.tolist() == [[7.0, -3.0, 1.0, 2.0], [-7.0, 4.0, 2.0, 0.0]]  # ties go up; 4.2 -> 4, 1.75 -> 2
+    q8, _ = quantize_weight(w, 8)
+    assert q8.abs().amax(dim=1).tolist() == [127.0, 127.0]
+    with pytest.raises(ValueError):
+        ModelConfig(vocab_size=256, weight_bits=3).validate()
+
+
+def test_bf16_autocast_on_cpu_is_honoured(tmp_path):
+    """bf16 is allowed on CPU: it trains (differently from tf32, so autocast really ran),
+    the checkpoint records it, and an unknown precision is refused."""
+    tf32, _ = train(tmp_path / "tf32", 20)
+    bf16, reports = train(tmp_path / "bf16", 20, precision="bf16")
+    a, b = read_checkpoint(tf32), read_checkpoint(bf16)
+    assert b["train"]["precision"] == "bf16" and a["train"]["precision"] == "tf32"
+    assert not torch.equal(a["model"]["blocks.0.mlp.fc1"], b["model"]["blocks.0.mlp.fc1"])
+    assert reports[-1].loss_bits < reports[0].loss_bits
+    with pytest.raises(ValueError, match="precision"):
+        train(tmp_path / "fp16", 2, precision="fp16")

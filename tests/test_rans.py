@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from submissions.decoder.rans import CorruptPayload, RansDecoder, RansEncoder, normalize_frequencies, symbol_intervals
+from submissions.decoder.frequencies import normalize_frequencies, symbol_intervals
+from submissions.decoder.rans import CorruptPayload, RansDecoder, RansEncoder
 
 
 def code_and_decode(tables: list[np.ndarray], symbols: list[np.ndarray], n_streams: int, prob_bits: int) -> bytes:

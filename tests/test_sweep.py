@@ -28,7 +28,7 @@ def test_sweep_measures_real_archives_and_marks_the_best(tmp_path, text_sample):
     assert f"| {best.name} **(best)** |" in table and table.count("(best)") == 1
 
 
-def test_default_candidates_cover_context_and_neural():
+def test_default_candidates_cover_no_neural_and_neural_models():
     names = [c.name for c in default_candidates()]
-    assert any(n.startswith("context") for n in names) and any(n.startswith("neural") for n in names)
+    assert all(any(n.startswith(kind) for n in names) for kind in ("mix", "context", "neural"))
     assert all(c.config.validate() for c in default_candidates(minutes=0.5))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from submissions.decoder import codec
 from submissions.decoder.context_model import ContextModel
-from submissions.decoder.rans import locate_symbols, normalize_frequencies, symbol_intervals
+from submissions.decoder.frequencies import locate_symbols, normalize_frequencies, symbol_intervals
 from submissions.decoder.torch_freqs import locate_symbols_torch, normalize_frequencies_torch, symbol_intervals_torch
 
 

@@ -127,6 +127,7 @@ def test_pass_writes_report(tmp_path):
     report = read_report(archive)
     assert report["passed"] and report["reasons"] == []
     assert report["archive"]["total_bytes"] == archive.stat().st_size
+    assert report["archive"]["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()  # the scoreboard re-checks it
     assert report["archive"]["parts"]["header"] == 10
     assert report["original"]["size"] == len(ORIGINAL)
     assert report["bits_per_byte"] == pytest.approx(8 * archive.stat().st_size / len(ORIGINAL))

@@ -111,6 +111,7 @@ def build_report(
             "path": str(archive.resolve()),
             "total_bytes": info.total_bytes,
             "file_bytes": archive.stat().st_size,
+            "sha256": sha256_file(archive),  # lets a scoreboard prove a file on disk is the verified archive
             "parts": dict(info.parts),
             "runtime": list(info.runtime),
         },

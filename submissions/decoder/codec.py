@@ -4,6 +4,10 @@ The token sequence is cut into B contiguous streams (the first N % B streams one
 token longer). Every step advances all active streams by one token: one model
 step, one vectorized coder step. Because stream lengths never grow with the
 stream index, the active streams at any step are a prefix 0..k-1.
+
+A model either gives a frequency table over the vocabulary per step (`step`),
+or is binary (`binary = True`): it codes each token as n_bits yes/no decisions,
+most significant bit first (`begin`, then `zero_freqs` / `update` per bit).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .rans import CorruptPayload, RansDecoder, RansEncoder, symbol_intervals  # noqa: F401 (re-exported)
+from .rans import CorruptPayload, RansDecoder, RansEncoder, binary_intervals  # noqa: F401 (CorruptPayload re-exported)
 
 Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
 
@@ -54,9 +58,13 @@ def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, 
     active = _steps(lengths)
     step = _native_step(model)
     for t, k in enumerate(active):
-        freqs = step(prev)
         current = tokens[starts[:k] + t]
-        encoder.put(*symbol_intervals(freqs[:k], current))
+        if getattr(model, "binary", False):
+            _encode_bits(model, encoder, prev, k, current, prob_bits)
+        else:
+            from .frequencies import symbol_intervals  # shipped only with token-table models
+
+            encoder.put(*symbol_intervals(step(prev)[:k], current))
         prev = np.full(n_streams, -1, dtype=np.int64)
         prev[:k] = current
         if progress:
@@ -75,12 +83,32 @@ def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int,
     active = _steps(lengths)
     step = _native_step(model)
     for t, k in enumerate(active):
-        freqs = step(prev)
-        current = decoder.get(freqs[:k])
+        if getattr(model, "binary", False):
+            current = _decode_bits(model, decoder, prev, k)
+        else:
+            current = decoder.get(step(prev)[:k])
         tokens[starts[:k] + t] = current
         prev = np.full(n_streams, -1, dtype=np.int64)
         prev[:k] = current
         if progress:
             progress(t + 1, len(active))
     decoder.check_finished()
+    return tokens
+
+
+def _encode_bits(model, encoder: RansEncoder, prev: np.ndarray, k: int, tokens: np.ndarray, prob_bits: int) -> None:
+    model.begin(prev, k)
+    for shift in range(model.n_bits - 1, -1, -1):
+        bits = tokens >> shift & 1
+        encoder.put(*binary_intervals(model.zero_freqs(), bits, prob_bits))
+        model.update(bits)
+
+
+def _decode_bits(model, decoder: RansDecoder, prev: np.ndarray, k: int) -> np.ndarray:
+    model.begin(prev, k)
+    tokens = np.zeros(k, dtype=np.int64)
+    for _ in range(model.n_bits):
+        bits = decoder.get_bits(model.zero_freqs())
+        model.update(bits)
+        tokens = 2 * tokens + bits
     return tokens

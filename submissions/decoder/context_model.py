@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rans import normalize_frequencies
+from .frequencies import normalize_frequencies
 
 SCALE_BITS = 30  # fixed-point scale of the blended probabilities p_k
 

@@ -10,8 +10,9 @@ import importlib
 
 # kind -> (module defining the class, class name, modules the archive must carry)
 MODEL_KINDS = {
-    "context": ("context_model", "ContextModel", ("context_model",)),
-    "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops", "torch_freqs")),
+    "context": ("context_model", "ContextModel", ("context_model", "frequencies")),
+    "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops", "torch_freqs", "frequencies")),
+    "mix": ("mixing_model", "ContextMixingModel", ("mixing_model", "mixing", "match_model", "logistic")),
 }
 MODEL_MODULES = {module for _, _, modules in MODEL_KINDS.values() for module in modules}
 
@@ -23,8 +24,11 @@ def model_class(kind: str):
     return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
-def build_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b""):
+def build_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
+    """token_bytes: the tokenizer's id -> bytes table, for models that read text (uses_token_bytes)."""
     cls = model_class(model_config.get("kind"))
+    if getattr(cls, "uses_token_bytes", False):
+        return cls.from_config(model_config, vocab_size, n_streams, prob_bits, token_bytes=token_bytes)
     if weights:  # trained models (neural) take their weights; the context model has none
         return cls.from_config(model_config, vocab_size, n_streams, prob_bits, weights)
     return cls.from_config(model_config, vocab_size, n_streams, prob_bits)

@@ -8,7 +8,8 @@ formats, with R = resid_bits and k = exp_bits:
     RMSNorm output, q, k, v,
     attention output o       int8 in [-127, 127], each with its own scale
     MLP hidden u             ReLU output in [0, 255]
-    weights                  int8 per output channel; every rescale is M / 2**S
+    weights                  int8 or int4 (two per byte in the blob), a scale per output
+                             channel; every rescale is M / 2**S
     attention logits z       units 2**-k bits; ALiBi subtracts slope * distance
     attention weights p      exp2 table at scale 2**attention_prob_bits(context)
     output logits            units 2**-k bits -> exp2 table at 2**out_prob_bits
@@ -49,7 +50,7 @@ from .int_ops import (
     rms_norm,
     round_div,
 )
-from .rans import normalize_frequencies
+from .frequencies import normalize_frequencies
 
 BACKEND_ENV = "HUTTER_BACKEND"
 DEVICE_ENV = "HUTTER_DEVICE"
@@ -63,25 +64,54 @@ MASKED = 1 << 40  # ALiBi bias of an empty cache slot: far below any real logit
 
 BLOB_MAGIC = b"HNW1"
 BLOB_DTYPES = ("int8", "uint8", "int16", "int32", "int64")
+INT4 = "int4"  # signed 4-bit values, two per byte (low nibble first); read back as int8
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
-def pack_weights(arrays: dict) -> bytes:
-    """name -> integer array, in order, as magic + raw LZMA2 of (index length, JSON index, raw arrays)."""
+def pack_int4(values: np.ndarray) -> bytes:
+    """Integers in [-8, 7], row-major, two per byte: element 2i in the low nibble, 2i+1 in the high."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size and (flat.min() < -8 or flat.max() > 7):
+        raise ValueError("int4 values must lie in [-8, 7]")
+    nibbles = (flat.astype(np.int64) & 0xF).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
+
+
+def unpack_int4(data: bytes, count: int) -> np.ndarray:
+    """Inverse of pack_int4: `count` int8 values."""
+    packed = np.frombuffer(data, dtype=np.uint8)
+    nibbles = np.empty(2 * packed.size, dtype=np.int8)
+    nibbles[0::2], nibbles[1::2] = packed & 0xF, packed >> 4
+    return (nibbles[:count] ^ 8) - 8  # sign extension: 0..7 stay, 8..15 -> -8..-1
+
+
+def _nbytes(dtype: str, count: int) -> int:
+    return (count + 1) // 2 if dtype == INT4 else count * np.dtype(dtype).itemsize
+
+
+def pack_weights(arrays: dict, int4=()) -> bytes:
+    """name -> integer array, in order, as magic + raw LZMA2 of (index length, JSON index, raw
+    arrays). Arrays named in `int4` (values in [-8, 7]) are stored two per byte."""
+    unknown = set(int4) - set(arrays)
+    if unknown:
+        raise ValueError(f"int4 names no array: {sorted(unknown)}")
     index, chunks = [], []
     for name, array in arrays.items():
         array = np.asarray(array)
         if array.dtype.name not in BLOB_DTYPES:
             raise TypeError(f"{name}: {array.dtype} is not an integer type the blob stores")
-        index.append([name, array.dtype.name, list(array.shape)])
-        chunks.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
+        dtype = INT4 if name in int4 else array.dtype.name
+        index.append([name, dtype, list(array.shape)])
+        chunks.append(pack_int4(array) if dtype == INT4 else array.astype(array.dtype.newbyteorder("<")).tobytes())
     head = json.dumps(index, separators=(",", ":")).encode()
     raw = len(head).to_bytes(4, "little") + head + b"".join(chunks)
     return BLOB_MAGIC + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
 
 
 def unpack_weights(blob: bytes) -> dict:
-    """Inverse of pack_weights; ValueError on anything that is not such a blob."""
+    """Inverse of pack_weights (int4 arrays come back as int8); ValueError on anything that is not such a blob."""
     if blob[:4] != BLOB_MAGIC:
         raise ValueError("model weights are not a neural weights blob")
     try:
@@ -93,14 +123,16 @@ def unpack_weights(blob: bytes) -> dict:
     stream = io.BytesIO(raw[4 + size :])
     arrays = {}
     for name, dtype, shape in index:
-        if dtype not in BLOB_DTYPES:
+        if dtype not in BLOB_DTYPES and dtype != INT4:
             raise ValueError(f"model weights hold an unknown type {dtype!r}")
-        dt = np.dtype(dtype).newbyteorder("<")
         count = int(np.prod(shape, dtype=np.int64))
-        data = stream.read(count * dt.itemsize)
-        if len(data) != count * dt.itemsize:
+        data = stream.read(_nbytes(dtype, count))
+        if len(data) != _nbytes(dtype, count):
             raise ValueError("model weights end early")
-        arrays[name] = np.frombuffer(data, dtype=dt).astype(np.dtype(dtype)).reshape(shape)
+        if dtype == INT4:
+            arrays[name] = unpack_int4(data, count).reshape(shape)
+        else:
+            arrays[name] = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).astype(np.dtype(dtype)).reshape(shape)
     if stream.read(1):
         raise ValueError("model weights have trailing bytes")
     return arrays
@@ -154,19 +186,23 @@ class _Rescale:
 
 
 class _Linear:
-    """int8 weights (out, in), kept transposed as integer-valued float32 for exact matmuls."""
+    """int8 or int4 weights (out, in), kept transposed as integer-valued float32 for exact matmuls."""
 
     def __init__(self, be, arrays: dict, name: str, shape: tuple[int, int], weights=None):
         w = arrays[f"{name}.w"] if weights is None else weights
-        if tuple(w.shape) != shape or np.abs(w.astype(np.int64)).max(initial=0) > ACT_MAX:
+        self.w_max = int(np.abs(w.astype(np.int64)).max(initial=0))  # 127 for int8 rows, <= 8 for int4
+        if tuple(w.shape) != shape or self.w_max > ACT_MAX:
             raise ValueError(f"weights {name} have the wrong shape or range")
         self.be = be
         self.w = be.asarray(w.T.astype(np.float32))  # (in, out)
         self.rescale = _Rescale(be, arrays[f"{name}.m"], arrays[f"{name}.s"])
 
     def __call__(self, x, x_max: int):
-        """x: int64 (B, in) with |x| <= x_max -> int64 (B, out), rescaled."""
-        acc = exact_matmul(self.be, self.be.f32(x), self.w, x_max * ACT_MAX)
+        """x: int64 (B, in) with |x| <= x_max -> int64 (B, out), rescaled.
+
+        Exact: |x_i * w_i| <= x_max * w_max, and exact_matmul cuts the inner dimension so
+        that each float32 partial sum stays within 2**24 (int4 weights: longer chunks)."""
+        acc = exact_matmul(self.be, self.be.f32(x), self.w, x_max * max(1, self.w_max))
         return self.rescale(acc)
 
 
@@ -276,17 +312,17 @@ class NeuralModel:
         self.t += 1
         tokens = be.asarray(np.where(prev < 0, self.vocab, prev))
         h = be.clip(self._embed(tokens), -RESID_MAX, RESID_MAX)  # (B, d)
+        bias = be.asarray(np.where(empty, MASKED, self.alibi[:, :, None] * distance))  # (L, H, C): one copy per step
         for i, layer in enumerate(self.layers):
-            bias = np.where(empty[None, :], MASKED, self.alibi[i][:, None] * distance[None, :])  # (H, C)
-            h = be.clip(h + self._attention(i, layer, h, slot, be.asarray(bias)), -RESID_MAX, RESID_MAX)
+            h = be.clip(h + self._attention(i, layer, h, slot, bias[i]), -RESID_MAX, RESID_MAX)
             h = be.clip(h + self._mlp(layer, h), -RESID_MAX, RESID_MAX)
         x = rms_norm(be, h, self.d, self.norm_f.mult, self.norm_f.shift)
         logits = self.head(x, ACT_MAX)  # (B, V), units 2**-k bits
         index = be.clip(be.amax(logits) - logits, 0, len(self.out_table) - 1)
-        return self.out_table[index]
+        return be.take(self.out_table, index)
 
     def _embed(self, tokens):
-        """Row-scaled int8 embedding -> residual units (one multiplier per row)."""
+        """Row-scaled int8 (or int4) embedding -> residual units (one multiplier per row)."""
         r = self.embed_rescale
         return requantize(self.wte[tokens], r.mult[tokens][:, None], r.shift[tokens][:, None], r.half[tokens][:, None])
 
@@ -300,7 +336,7 @@ class NeuralModel:
         scores = exact_matmul(be, q.reshape(B, H, 1, hd), self.k_cache[i], ACT_MAX * ACT_MAX)  # (B, H, 1, C)
         z = layer["score"](scores.reshape(B, H, self.context)) - bias  # units 2**-k bits
         index = be.clip(be.amax(z) - z, 0, len(self.att_table) - 1)
-        p = self.att_table[index]  # (B, H, C), 0 for empty slots
+        p = be.take(self.att_table, index)  # (B, H, C), 0 for empty slots
         num = exact_matmul(be, be.f32(p).reshape(B, H, 1, self.context), self.v_cache[i], ACT_MAX << self.att_bits)
         num = num.reshape(B, H, hd)
         den = be.sum(p) << layer["mix_shift"]  # (B, H, 1)

@@ -13,8 +13,8 @@ that need a word read it in ascending stream order, and the encoder writes its
 words so that this order comes out.
 
 Frequencies: every symbol >= 1, every row sums to exactly 2**prob_bits
-(prob_bits <= 31). `normalize_frequencies` is the one place where model scores
-become coding frequencies.
+(prob_bits <= 31); frequencies.py turns model scores into such tables. Binary
+models code two-symbol decisions (binary_intervals, RansDecoder.get_bits).
 """
 
 from __future__ import annotations
@@ -31,64 +31,13 @@ class CorruptPayload(ValueError):
     """The payload does not decode to a consistent state (truncated or altered)."""
 
 
-def normalize_frequencies(weights: np.ndarray, prob_bits: int) -> np.ndarray:
-    """Integer weights (..., V), each >= 0 with a positive row sum -> frequencies.
-
-    Every frequency is >= 1 and each row sums to exactly 2**prob_bits. Integer
-    math only: floor((w * (total - V)) / sum) + 1, and the rounding remainder goes
-    to the first most probable symbol. Rows whose sum is too large for int64
-    products are halved (deterministically) until they fit; row sums must stay
-    below 2**62.
-    """
-    weights = np.array(weights, dtype=np.int64)
-    vocab = weights.shape[-1]
-    total = 1 << prob_bits
-    if vocab > total:
-        raise ValueError(f"vocabulary of {vocab} does not fit in 2**{prob_bits}")
-    if np.any(weights < 0):
-        raise ValueError("weights must be non-negative")
-    row_sum = weights.sum(axis=-1, keepdims=True)
-    while True:  # keep weights * total below 2**62
-        too_big = row_sum >= 1 << (62 - prob_bits)
-        if not too_big.any():
-            break
-        weights = np.where(too_big, weights >> 1, weights)
-        row_sum = weights.sum(axis=-1, keepdims=True)
-    if np.any(row_sum <= 0):
-        raise ValueError("every row of weights needs a positive sum")
-    freqs = weights * (total - vocab) // row_sum + 1
-    remainder = total - freqs.sum(axis=-1)
-    top = np.argmax(weights, axis=-1)
-    np.put_along_axis(freqs, top[..., None], np.take_along_axis(freqs, top[..., None], -1) + remainder[..., None], -1)
-    return freqs
-
-
-def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it.
-    freqs may also be a torch tensor on a device (see torch_freqs.py)."""
-    if not isinstance(freqs, np.ndarray):
-        from .torch_freqs import symbol_intervals_torch
-
-        return symbol_intervals_torch(freqs, symbols)
-    cumulative = np.cumsum(freqs, axis=1)
-    rows = np.arange(len(symbols))
-    freq = freqs[rows, symbols]
-    return cumulative[rows, symbols] - freq, freq
-
-
-def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(symbols, start, freq): the symbol of each row whose interval holds slot[b];
-    symbols == V where slot lies beyond the table (a corrupt payload)."""
-    if not isinstance(freqs, np.ndarray):
-        from .torch_freqs import locate_symbols_torch
-
-        return locate_symbols_torch(freqs, slot)
-    cumulative = np.cumsum(freqs, axis=1).astype(np.uint64)
-    symbols = (cumulative <= slot[:, None]).sum(axis=1)
-    safe = np.minimum(symbols, freqs.shape[1] - 1)
-    rows = np.arange(len(freqs))
-    freq = freqs[rows, safe]
-    return symbols, cumulative[rows, safe] - freq.astype(np.uint64), freq
+def binary_intervals(zero_freqs: np.ndarray, bits: np.ndarray, prob_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, freq) of binary decisions: bit 0 is [0, zero), bit 1 is [zero, 2**prob_bits).
+    zero == 2**prob_bits marks a decision known to be 0: it codes to nothing."""
+    zero = np.asarray(zero_freqs, dtype=np.uint64)
+    one = np.asarray(bits) == 1
+    total = np.uint64(1 << prob_bits)
+    return np.where(one, zero, np.uint64(0)), np.where(one, total - zero, zero)
 
 
 class RansEncoder:
@@ -149,11 +98,18 @@ class RansDecoder:
         mask = np.uint64((1 << self.prob_bits) - 1)
         x = self.state[:k]
         slot = x & mask
+        from .frequencies import locate_symbols  # only token-table models ship that module
+
         symbols, start, freq = locate_symbols(freqs, slot)
         if np.any(symbols >= freqs.shape[1]):
             raise CorruptPayload("frequency table does not cover the coder state")
-        start, freq = start.astype(np.uint64), freq.astype(np.uint64)
-        x = freq * (x >> np.uint64(self.prob_bits)) + slot - start
+        self._advance(start.astype(np.uint64), freq.astype(np.uint64), slot)
+        return symbols
+
+    def _advance(self, start: np.ndarray, freq: np.ndarray, slot: np.ndarray) -> None:
+        """Remove the decoded symbols' intervals from the states, refilling words as needed."""
+        k = len(freq)
+        x = freq * (self.state[:k] >> np.uint64(self.prob_bits)) + slot - start
         refill = x < np.uint64(STATE_LOW)
         n_refill = int(refill.sum())
         if n_refill:
@@ -162,7 +118,15 @@ class RansDecoder:
             x[refill] = (x[refill] << np.uint64(WORD_BITS)) | self.words[self.position : self.position + n_refill]
             self.position += n_refill
         self.state[:k] = x
-        return symbols
+
+    def get_bits(self, zero_freqs: np.ndarray) -> np.ndarray:
+        """Decode one binary decision for each of the first len(zero_freqs) streams: bit 0 owns
+        [0, zero_freqs), bit 1 the rest of 2**prob_bits (see binary_intervals)."""
+        zero = np.asarray(zero_freqs, dtype=np.uint64)
+        slot = self.state[: len(zero)] & np.uint64((1 << self.prob_bits) - 1)
+        bits = (slot >= zero).astype(np.int64)
+        self._advance(*binary_intervals(zero, bits, self.prob_bits), slot)
+        return bits
 
     def check_finished(self) -> None:
         """A consistent payload ends with every state back at L and every word read."""

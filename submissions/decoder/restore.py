@@ -32,7 +32,7 @@ def restore_bytes(header: dict, sections: dict, progress=None) -> bytes:
     table = unpack_table(sections[TOKENIZER])
     n_streams = header["n_streams"]
     prob_bits = config["coder"]["prob_bits"]
-    model = build_model(header["model"], len(table), n_streams, prob_bits, sections.get(MODEL, b""))
+    model = build_model(header["model"], len(table), n_streams, prob_bits, sections.get(MODEL, b""), token_bytes=table)
     try:
         tokens = codec.decode(model, sections[PAYLOAD], header["n_tokens"], n_streams, prob_bits, progress)
     except CorruptPayload as exc:

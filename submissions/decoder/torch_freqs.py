@@ -13,7 +13,7 @@ import torch
 
 
 def normalize_frequencies_torch(weights: torch.Tensor, prob_bits: int) -> torch.Tensor:
-    """Mirror of rans.normalize_frequencies: >= 1 each, rows sum to 2**prob_bits."""
+    """Mirror of frequencies.normalize_frequencies: >= 1 each, rows sum to 2**prob_bits."""
     w = weights.to(torch.int64)
     vocab, total = w.shape[-1], 1 << prob_bits
     if torch.any(w < 0):

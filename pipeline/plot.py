@@ -1,0 +1,78 @@
+"""The scoreboard as a PNG: bits per byte per compressor, and our archives split into their parts.
+
+matplotlib is imported here only (with the Agg backend: no display needed), so the rest
+of the CLI never pays for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.fileio import atomic_path
+from pipeline.scoreboard import PART_LABELS, Board
+
+COLORS = {"ours": "#d95f02", "module": "#1f78b4", "program": "#33a02c", "published": "#999999"}
+KIND_LABELS = {"ours": "ours (verified)", "module": "Python module", "program": "external program", "published": "published (not measured here)"}
+PART_COLORS = {"decoder": "#7570b3", "tokenizer": "#e7298a", "model": "#66a61e", "payload": "#e6ab02", "header": "#a6761d"}
+MAX_OURS_BARS = 6  # the smallest archives; more would not be readable
+
+
+def plot_board(board: Board, path: Path) -> Path:
+    """Write the two-panel PNG atomically; return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    ranked = [r for r in board.rows if r.on_board]
+    ours = [r for r in ranked if r.kind == "ours"][:MAX_OURS_BARS]
+    height = max(3.5, 0.42 * len(ranked) + 1.5)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 2]})
+
+    # left: bits per byte, smallest at the top
+    names = [r.name for r in ranked][::-1]
+    values = [r.bits_per_byte or 0.0 for r in ranked][::-1]
+    kinds = [r.kind for r in ranked][::-1]
+    bars = left.barh(names, values, color=[COLORS[k] for k in kinds])
+    for bar, kind in zip(bars, kinds):
+        if kind == "published":
+            bar.set_hatch("//")
+    for y, value in enumerate(values):
+        left.text(value, y, f" {value:.3f}", va="center", fontsize=8)
+    left.set_xlabel("bits per byte (lower is better; everything needed to restore the file)")
+    left.set_xlim(0, max(values, default=1.0) * 1.15)
+    left.set_title(f"{board.file.path.name}: {board.file.size:,} bytes")
+    present = [k for k in COLORS if k in kinds]
+    left.legend(handles=[Patch(color=COLORS[k], label=KIND_LABELS[k]) for k in present], loc="upper right", fontsize=8)
+    left.tick_params(axis="y", labelsize=8)
+
+    # right: our archives, stacked by part (the payload dwarfs the rest, so the legend carries the sizes)
+    if ours:
+        labels = [r.name.replace(" (", "\n(") for r in ours]
+        bottoms = [0] * len(ours)
+        for part in PART_LABELS:
+            sizes = [(r.parts or {}).get(part, 0) for r in ours]
+            if not any(sizes):
+                continue
+            label = PART_LABELS[part] + (f" {sizes[0]:,}" if len(ours) == 1 else "")
+            right.bar(labels, sizes, bottom=bottoms, width=0.5, color=PART_COLORS[part], label=label)
+            bottoms = [b + s for b, s in zip(bottoms, sizes)]
+        for x, row in enumerate(ours):
+            right.text(x, row.total_bytes, f"{row.total_bytes:,} bytes", ha="center", va="bottom", fontsize=8)
+        right.set_ylabel("bytes")
+        right.set_ylim(0, max(bottoms) * 1.12)
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        right.set_title("our archives, by part")
+        right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        right.tick_params(axis="x", labelsize=7)
+    else:
+        right.text(0.5, 0.5, "no verified archive of ours\nfor this file", ha="center", va="center", transform=right.transAxes)
+        right.set_axis_off()
+
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,70 @@
+"""Frequency tables over a vocabulary for the rANS coder: made from model scores,
+and the interval of a symbol (encoding) or the symbol of a coder slot (decoding).
+
+Only token-table models (context, neural) need this module; an archive of the
+binary mixing model leaves it out. Integer math only (determinism contract).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalize_frequencies(weights: np.ndarray, prob_bits: int) -> np.ndarray:
+    """Integer weights (..., V), each >= 0 with a positive row sum -> frequencies.
+
+    Every frequency is >= 1 and each row sums to exactly 2**prob_bits. Integer
+    math only: floor((w * (total - V)) / sum) + 1, and the rounding remainder goes
+    to the first most probable symbol. Rows whose sum is too large for int64
+    products are halved (deterministically) until they fit; row sums must stay
+    below 2**62.
+    """
+    weights = np.array(weights, dtype=np.int64)
+    vocab = weights.shape[-1]
+    total = 1 << prob_bits
+    if vocab > total:
+        raise ValueError(f"vocabulary of {vocab} does not fit in 2**{prob_bits}")
+    if np.any(weights < 0):
+        raise ValueError("weights must be non-negative")
+    row_sum = weights.sum(axis=-1, keepdims=True)
+    while True:  # keep weights * total below 2**62
+        too_big = row_sum >= 1 << (62 - prob_bits)
+        if not too_big.any():
+            break
+        weights = np.where(too_big, weights >> 1, weights)
+        row_sum = weights.sum(axis=-1, keepdims=True)
+    if np.any(row_sum <= 0):
+        raise ValueError("every row of weights needs a positive sum")
+    freqs = weights * (total - vocab) // row_sum + 1
+    remainder = total - freqs.sum(axis=-1)
+    top = np.argmax(weights, axis=-1)
+    np.put_along_axis(freqs, top[..., None], np.take_along_axis(freqs, top[..., None], -1) + remainder[..., None], -1)
+    return freqs
+
+
+def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it.
+    freqs may also be a torch tensor on a device (see torch_freqs.py)."""
+    if not isinstance(freqs, np.ndarray):
+        from .torch_freqs import symbol_intervals_torch
+
+        return symbol_intervals_torch(freqs, symbols)
+    cumulative = np.cumsum(freqs, axis=1)
+    rows = np.arange(len(symbols))
+    freq = freqs[rows, symbols]
+    return cumulative[rows, symbols] - freq, freq
+
+
+def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols, start, freq): the symbol of each row whose interval holds slot[b];
+    symbols == V where slot lies beyond the table (a corrupt payload)."""
+    if not isinstance(freqs, np.ndarray):
+        from .torch_freqs import locate_symbols_torch
+
+        return locate_symbols_torch(freqs, slot)
+    cumulative = np.cumsum(freqs, axis=1).astype(np.uint64)
+    symbols = (cumulative <= slot[:, None]).sum(axis=1)
+    safe = np.minimum(symbols, freqs.shape[1] - 1)
+    rows = np.arange(len(freqs))
+    freq = freqs[rows, safe]
+    return symbols, cumulative[rows, safe] - freq.astype(np.uint64), freq

@@ -1,0 +1,224 @@
+"""Online context mixing over the bits of tokens, integer-exact.
+
+Each token is coded as n_bits binary decisions, most significant first; the
+decisions made so far form a node of the binary tree over token ids. For every
+decision, models predict P(bit = 1), logistic mixers combine them, two refiners
+adjust the result, and it is coded as a two-symbol rANS step. Everything learns
+while it codes: encoder and decoder start empty and apply the same updates, so
+the archive stores nothing but the config.
+
+Contexts, each a hashed table of bit counts per (context, node):
+- order 0 (the node alone) and the last k tokens for each k in `orders`;
+- `sparse` token contexts (e.g. (1,): the token before the last one alone);
+- `byte_contexts` (skip, n): n bytes of text ending `skip` bytes before the
+  current token (across token borders, from the token -> bytes table), which
+  lets different tokenizations of the same text share statistics;
+- the current word and the current + previous word (`word`).
+A count pair becomes a probability through a map learned per context kind.
+Match models (match_model.py) predict the token that followed the last
+occurrence of the current n tokens, for each n in `match_lengths`.
+
+Integer state only; see mixing.py for why updates do not depend on stream order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .logistic import PROB_BITS, PROB_ONE, stretch
+from .match_model import CLASSES as MATCH_CLASSES
+from .match_model import MatchModel
+from .mixing import CELL_STATES, BitCounts, CountMap, Mixers, Refiner
+
+HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+NODE_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
+MATCH_TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
+MAP_LIMIT = 4095  # count maps halve past this many observations per cell
+BIAS = 256  # the constant input of every mixer
+
+
+def _salt(kind: int) -> np.uint64:
+    """A well-spread 64-bit start value per context kind."""
+    return np.uint64(kind * int(HASH_MULTIPLIER) % (1 << 64))
+
+
+def _text_tables(token_bytes: list) -> dict:
+    """Per token id: its last 8 bytes (and how many), whether it ends a word (holds a byte that
+    is neither a letter nor a digit) and a hash of what follows its last such byte."""
+    def is_letter(b: int) -> bool:
+        return b >= 0x80 or chr(b).isalnum()
+
+    tails, breaks, word_tails = [], [], []
+    for text in token_bytes:
+        tails.append(text[-8:])
+        cut = max([i for i, b in enumerate(text) if not is_letter(b)], default=-1)
+        breaks.append(cut >= 0)
+        word_tails.append(int.from_bytes(text[cut + 1 :][-7:], "big") + 1)
+    return {
+        "tail": np.array([int.from_bytes(t, "big") for t in tails], dtype=np.uint64),
+        "tail_bits": np.array([8 * len(t) for t in tails], dtype=np.uint64),
+        "breaks": np.array(breaks, dtype=bool),
+        "word_tail": np.array(word_tails, dtype=np.uint64) * HASH_MULTIPLIER,
+    }
+
+
+class ContextMixingModel:
+    runtime = ("numpy",)
+    binary = True  # coded bit by bit: begin(prev, k), then zero_freqs()/update(bits) n_bits times
+    uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_streams: int,
+        prob_bits: int,
+        orders: tuple = (1, 2, 3),
+        sparse: tuple = ((1,),),
+        byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3)),
+        word: bool = True,
+        table_bits: int = 25,
+        count_limit: int = 255,
+        match_lengths: tuple = (2, 5),
+        learning_rate: int = 20,
+        token_bytes: list | None = None,
+    ):
+        self.vocab_size, self.n_streams, self.prob_bits = vocab_size, n_streams, prob_bits
+        self.n_bits = max(1, (vocab_size - 1).bit_length())
+        self.token_contexts = [tuple(range(k)) for k in orders] + [tuple(c) for c in sparse]
+        self.byte_contexts = [(int(skip), int(n)) for skip, n in byte_contexts]
+        self.word = word
+        self.table_bits = table_bits
+        if token_bytes is None:  # a bytes-only vocabulary: token i is byte i
+            token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
+        self.text = _text_tables(token_bytes)
+
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 2 * word
+        self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
+        self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
+        self.map_offsets = np.arange(n_contexts) * CELL_STATES
+        self.matches = [MatchModel(n_streams, self.n_bits, n, min(table_bits, MATCH_TABLE_BITS)) for n in match_lengths]
+        n_inputs = n_contexts + len(self.matches) + 1  # + bias
+        # one mixer per selector, each with a weight vector per value: (depth, match length),
+        # (depth, contexts seen), (depth, last byte of text), node (which implies the depth)
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits])
+        self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
+        self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
+        self.final_mixer = Mixers(self.n_bits, len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
+        self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
+
+        history = max(list(match_lengths) + [max(c) + 1 for c in self.token_contexts if c])
+        self.history = np.zeros((n_streams, history), dtype=np.int64)  # token + 1, newest first; 0 = none
+        self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
+        self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
+        self.previous_word = np.zeros(n_streams, dtype=np.uint64)
+        self.tokens = np.zeros((n_streams, 1024), dtype=np.int32)  # every stream's tokens, by step (grows)
+        self.step = 0
+
+    @classmethod
+    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, token_bytes=None):
+        names = ("orders", "sparse", "byte_contexts", "word", "table_bits", "count_limit", "match_lengths", "learning_rate")
+        return cls(vocab_size, n_streams, prob_bits, token_bytes=token_bytes, **{k: config[k] for k in names if k in config})
+
+    # ---- once per token ----------------------------------------------------------------------
+
+    def begin(self, prev_tokens: np.ndarray, k: int) -> None:
+        """Learn the tokens coded last (-1: none), then set up the next token of streams 0..k-1."""
+        prev = np.asarray(prev_tokens, dtype=np.int64)
+        seen = np.flatnonzero(prev >= 0)
+        if len(seen):
+            self._record(seen, prev[seen])
+        self.k = k
+        self.node = np.ones(k, dtype=np.int64)
+        self.depth = 0
+        self.context_hashes = self._context_hashes(k)
+        self.last_byte = (self.byte_history[:k] & np.uint64(255)).astype(np.int64)
+        for match in self.matches:
+            match.find(k, self.history, self.step, self.tokens)
+        self.step += 1
+
+    def _record(self, streams: np.ndarray, tokens: np.ndarray) -> None:
+        step = self.step - 1  # the step that coded these tokens
+        if step >= self.tokens.shape[1]:
+            self.tokens = np.concatenate([self.tokens, np.zeros_like(self.tokens)], axis=1)
+        self.tokens[streams, step] = tokens
+        for match in self.matches:
+            match.record(streams, tokens, step, self.history, self.tokens)
+        self.history[streams] = np.concatenate([tokens[:, None] + 1, self.history[streams, :-1]], axis=1)
+        self._record_text(streams, tokens)
+
+    def _record_text(self, streams: np.ndarray, tokens: np.ndarray) -> None:
+        """Byte history and word hashes after these tokens."""
+        breaks, words = self.text["breaks"][tokens], self.word_hash[streams]
+        self.previous_word[streams] = np.where(breaks, words, self.previous_word[streams])
+        going_on = (words + tokens.astype(np.uint64) + np.uint64(1)) * HASH_MULTIPLIER
+        self.word_hash[streams] = np.where(breaks, self.text["word_tail"][tokens], going_on)
+        bits, tail = self.text["tail_bits"][tokens], self.text["tail"][tokens]
+        kept = self.byte_history[streams] << np.minimum(bits, np.uint64(56))  # numpy shifts >= 64 are undefined
+        self.byte_history[streams] = np.where(bits >= 64, tail, np.where(bits == 0, self.byte_history[streams], kept | tail))
+
+    def _hash(self, k: int, offsets: tuple, salt: int) -> np.ndarray:
+        """Hash of the tokens at these offsets back (0 = the last one) for streams 0..k-1.
+        The salt goes in first, so different context kinds never line up."""
+        h = np.full(k, _salt(salt), dtype=np.uint64)
+        for j in offsets:
+            h = (h + self.history[:k, j].astype(np.uint64)) * HASH_MULTIPLIER
+        return h
+
+    def _context_hashes(self, k: int) -> np.ndarray:
+        """(k, contexts beyond order 0) uint64 hashes, each salted by its kind."""
+        hashes = [self._hash(k, offsets, salt) for salt, offsets in enumerate(self.token_contexts, 1)]
+        for salt, (skip, n) in enumerate(self.byte_contexts, 100):
+            text = self.byte_history[:k] >> np.uint64(8 * skip) & np.uint64((1 << (8 * n)) - 1)
+            hashes.append((_salt(salt) + text) * HASH_MULTIPLIER)
+        if self.word:
+            word = (_salt(200) + self.word_hash[:k]) * HASH_MULTIPLIER
+            hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
+        return np.stack(hashes, axis=1) if hashes else np.zeros((k, 0), dtype=np.uint64)
+
+    @staticmethod
+    def _slots(hashes: np.ndarray, size: int) -> np.ndarray:
+        """The top bits of a hash: an index below size (a power of two)."""
+        return (hashes >> np.uint64(65 - size.bit_length())).astype(np.int64)
+
+    # ---- once per bit --------------------------------------------------------------------------
+
+    def zero_freqs(self) -> np.ndarray:
+        """Coding frequency of a 0 bit for streams 0..k-1, out of 2**prob_bits; the full
+        total where a 1 is impossible (no token id below vocab_size in that subtree)."""
+        node, depth, k = self.node, self.depth, self.k
+        below = self.n_bits - depth - 1
+        hashed = (self.context_hashes ^ (node.astype(np.uint64) * NODE_MULTIPLIER)[:, None]) * HASH_MULTIPLIER
+        self.cells = np.concatenate([node[:, None], (1 << self.n_bits) + self._slots(hashed, 1 << self.table_bits)], axis=1)
+        checks = (hashed >> np.uint64(49 - self.table_bits)).astype(np.int64) & 0x7FFF  # 15 bits below the slot's (int64-safe)
+        self.checks = np.concatenate([np.zeros((k, 1), dtype=np.int64), checks], axis=1)
+        states, seen = self.counts.states(self.cells, self.checks)
+        self.map_cells = states + self.map_offsets
+        match_inputs = [match.input(node, depth)[:, None] for match in self.matches]
+        inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [np.full((k, 1), BIAS)], axis=1)
+        match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
+        n_seen = seen[:, 1:].sum(axis=1)
+        by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
+        sets = np.stack(by_depth + [node], axis=1) + self.mixer_offsets
+        mixed = self.mixers.mix(inputs, sets)
+        self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), np.full((k, 1), depth))
+        self.mixer_p = self.final_mixer.p[:, 0]
+        order1 = (1 << self.n_bits) + (self.cells[:, 1] & 0xFFFF if self.cells.shape[1] > 1 else node)
+        refined = self.refiner.refine(self.mixer_p[:, None], np.stack([node, order1], axis=1))
+        self.p = (2 * self.mixer_p + refined.sum(axis=1)) >> 2
+        zero = (PROB_ONE - self.p) << (self.prob_bits - PROB_BITS)
+        one_possible = ((2 * node + 1) << below) - (1 << self.n_bits) < self.vocab_size
+        return np.where(one_possible, zero, 1 << self.prob_bits)
+
+    def update(self, bits: np.ndarray) -> None:
+        bits = np.asarray(bits, dtype=np.int64)
+        columns = self.cells.shape[1]
+        repeated = np.repeat(bits, columns)
+        self.count_maps.update(self.map_cells.ravel(), repeated)
+        self.counts.update(self.cells.ravel(), self.checks.ravel(), repeated)
+        for match in self.matches:
+            match.learn(bits)
+        self.mixers.learn(bits)
+        self.final_mixer.learn(bits)
+        self.refiner.learn(bits)
+        self.node = 2 * self.node + bits
+        self.depth += 1
