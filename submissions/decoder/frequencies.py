@@ -35,11 +35,23 @@ def normalize_frequencies(weights: np.ndarray, prob_bits: int) -> np.ndarray:
         row_sum = weights.sum(axis=-1, keepdims=True)
     if np.any(row_sum <= 0):
         raise ValueError("every row of weights needs a positive sum")
-    freqs = weights * (total - vocab) // row_sum + 1
+    freqs = _divide_rows(weights * (total - vocab), row_sum) + 1
     remainder = total - freqs.sum(axis=-1)
     top = np.argmax(weights, axis=-1)
     np.put_along_axis(freqs, top[..., None], np.take_along_axis(freqs, top[..., None], -1) + remainder[..., None], -1)
     return freqs
+
+
+def _divide_rows(numerators: np.ndarray, divisors: np.ndarray) -> np.ndarray:
+    """numerators // divisors (one divisor per row), row by row: numpy divides by a scalar
+    with a multiply and shift, 3x faster than by a broadcast column (64 x 4096: 176 vs 564 us);
+    the same exact integers."""
+    flat_numerators = numerators.reshape(-1, numerators.shape[-1])
+    flat_divisors = divisors.reshape(-1)
+    out = np.empty_like(flat_numerators)
+    for row, divisor in enumerate(flat_divisors.tolist()):
+        np.floor_divide(flat_numerators[row], divisor, out=out[row])
+    return out.reshape(numerators.shape)
 
 
 def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
