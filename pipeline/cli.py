@@ -80,6 +80,7 @@ def train(
     model: str = typer.Option("mix", "--model", help="'mix' (online context mixing, nothing to train), 'context' (simpler, faster) or 'neural' (transformer)"),
     vocab: int = typer.Option(512, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
     streams: int = typer.Option(64, "--streams", help="independent coding streams (thousands on a GPU)"),
+    with_neural: bool = typer.Option(False, "--with-neural", help="mix: train a transformer (the neural options below) and mix it in as one more input"),
     d_model: int = typer.Option(256, "--d-model", help="neural: width"),
     layers: int = typer.Option(4, "--layers", help="neural: transformer blocks"),
     heads: int = typer.Option(4, "--heads", help="neural: attention heads"),
@@ -99,18 +100,21 @@ def train(
 ) -> None:
     """Train the lossless tokenizer (and the model) on a file into a run folder."""
     with user_errors():
-        from pipeline.config import MODEL_CONFIGS, CoderConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
+        from pipeline.config import MODEL_CONFIGS, CoderConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
         from pipeline.train import train as run_train
 
         if model not in MODEL_CONFIGS:
             raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODEL_CONFIGS)}")
+        if with_neural and model != "mix":
+            raise UserError("--with-neural adds a neural input to the mix model (--model mix)")
         model_config = MODEL_CONFIGS[model]()
-        if model == "neural":
-            model_config = NeuralModelConfig(
+        if model == "neural" or with_neural:
+            neural = NeuralModelConfig(
                 d_model=d_model, n_layers=layers, n_heads=heads, context=context, max_minutes=max_minutes,
                 max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision,
                 weight_bits=weight_bits, embed_bits=embed_bits,
             )
+            model_config = neural if model == "neural" else MixingModelConfig(neural=neural)
         config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), model=model_config, coder=CoderConfig(n_streams=streams))
         result = run_train(data_file, output, config, force=force, resume=resume, device=device, progress=not quiet)
         _say(

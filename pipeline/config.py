@@ -28,28 +28,6 @@ class ContextModelConfig:
 
 
 @dataclass(frozen=True)
-class MixingModelConfig:
-    """Online context mixing over token bits (submissions/decoder/mixing_model.py): token,
-    byte and word contexts, a match model, logistic mixers and refiners; nothing to train."""
-
-    kind: str = "mix"
-    orders: tuple = (1, 2, 3)  # token context orders (order 0 is always there)
-    sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
-    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
-    word: bool = True  # contexts of the current word and the word before it
-    table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
-    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share
-    learning_rate: int = 20  # mixer step size
-
-    def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
-        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
-        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
-        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
-        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
-
-
-@dataclass(frozen=True)
 class NeuralModelConfig:
     """The integer-exact transformer (models/gpt.py, submissions/decoder/neural_model.py) and its training."""
 
@@ -72,6 +50,31 @@ class NeuralModelConfig:
         """The fields that define the network (ModelConfig), without the training budget."""
         names = ("d_model", "n_layers", "n_heads", "context", "mlp_ratio", "weight_bits", "embed_bits")
         return {k: getattr(self, k) for k in names}
+
+
+@dataclass(frozen=True)
+class MixingModelConfig:
+    """Online context mixing over token bits (submissions/decoder/mixing_model.py): token,
+    byte and word contexts, a match model, logistic mixers and refiners; nothing to train."""
+
+    kind: str = "mix"
+    orders: tuple = (1, 2, 3)  # token context orders (order 0 is always there)
+    sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
+    word: bool = True  # contexts of the current word and the word before it
+    table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
+    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
+    match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share
+    learning_rate: int = 20  # mixer step size
+    neural: Optional[NeuralModelConfig] = None  # a trained transformer as one more input
+
+    def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
+        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
+        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
+        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
+        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
+        if isinstance(self.neural, dict):
+            object.__setattr__(self, "neural", NeuralModelConfig(**self.neural))
 
 
 MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neural": NeuralModelConfig}
@@ -127,13 +130,20 @@ class PipelineConfig:
                 raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
             if not 2 <= self.model.count_limit < 65536 - self.coder.n_streams:
                 raise UserError("count_limit must be at least 2 and below 65536 - n_streams (16-bit counts)")
-        if self.model.kind == "neural":
-            if self.model.max_minutes is None and self.model.max_steps is None:
+        neural = self.neural_model()
+        if neural is not None:
+            if neural.max_minutes is None and neural.max_steps is None:
                 raise UserError("give the neural model a training budget (--max-minutes or --max-steps)")
-            if self.model.d_model % self.model.n_heads:
+            if neural.d_model % neural.n_heads:
                 raise UserError("d_model must be a multiple of the number of heads")
-            if self.model.weight_bits not in (4, 8) or self.model.embed_bits not in (4, 8):
+            if neural.weight_bits not in (4, 8) or neural.embed_bits not in (4, 8):
                 raise UserError("weight bits and embedding bits must be 4 or 8")
-            if self.model.precision not in ("tf32", "bf16", "fp32"):
-                raise UserError(f"unknown precision {self.model.precision!r} (tf32, bf16 or fp32)")
+            if neural.precision not in ("tf32", "bf16", "fp32"):
+                raise UserError(f"unknown precision {neural.precision!r} (tf32, bf16 or fp32)")
         return self
+
+    def neural_model(self) -> Optional["NeuralModelConfig"]:
+        """The transformer to train: the model itself, or the mixing model's neural input."""
+        if self.model.kind == "neural":
+            return self.model
+        return getattr(self.model, "neural", None)

@@ -83,17 +83,21 @@ def pack(
     if weights:
         sections[MODEL] = weights
     total = write_archive(Path(out), header, sections, force)
-    float_bits = load_report(run).get("float_code_bits")
+    # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
+    float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     return PackResult(Path(out), total, archive_parts(Path(out)), len(data), int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
 def _model_of(run: Path, config) -> tuple[dict, bytes]:
     """(model config as the decoder reads it, weights blob or b"")."""
-    if config.model.kind != "neural":
+    if config.neural_model() is None:
         return config.to_dict()["model"], b""
     from pipeline.neural import load_integer_model
 
     exported = load_integer_model(run)
     if exported is None:
         raise UserError(f"{run} has no exported neural model (run `pipeline train` to the end, or --resume it)")
-    return exported
+    if config.model.kind == "neural":
+        return exported
+    neural_header, weights = exported  # the mixing model carries the neural model's decoder config
+    return dict(config.to_dict()["model"], neural=neural_header), weights

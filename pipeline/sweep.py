@@ -26,8 +26,8 @@ class Candidate:
     config: PipelineConfig
 
 
-def _neural(d: int, layers: int, heads: int, context: int = 128) -> NeuralModelConfig:
-    return NeuralModelConfig(d_model=d, n_layers=layers, n_heads=heads, context=context)
+def _neural(d: int, layers: int, heads: int, context: int = 128, **bits) -> NeuralModelConfig:
+    return NeuralModelConfig(d_model=d, n_layers=layers, n_heads=heads, context=context, **bits)
 
 
 def default_candidates(streams: int = 64, minutes: float = 1.0) -> list[Candidate]:
@@ -35,6 +35,7 @@ def default_candidates(streams: int = 64, minutes: float = 1.0) -> list[Candidat
     neural models from tiny to enwik8-sized."""
     coder = CoderConfig(n_streams=streams)
     rows = [(f"mix, vocab {v}", v, MixingModelConfig()) for v in (512, 1024, 4096)]
+    rows += [("mix + tiny neural d32 L1 int4, vocab 512", 512, MixingModelConfig(neural=_neural(32, 1, 2, weight_bits=4, embed_bits=4)))]
     rows += [(f"context, vocab {v}", v, ContextModelConfig()) for v in (2048, 4096, 8192)]
     rows += [
         ("neural d64 L2, vocab 1024", 1024, _neural(64, 2, 2)),
@@ -48,7 +49,12 @@ def default_candidates(streams: int = 64, minutes: float = 1.0) -> list[Candidat
 
 
 def _budget(model, minutes: float):
-    return replace(model, max_minutes=minutes, max_steps=None) if isinstance(model, NeuralModelConfig) else model
+    """The sweep's training time for whatever neural model the candidate has."""
+    if isinstance(model, NeuralModelConfig):
+        return replace(model, max_minutes=minutes, max_steps=None)
+    if getattr(model, "neural", None) is not None:
+        return replace(model, neural=_budget(model.neural, minutes))
+    return model
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,11 @@ def train(
         "seconds": time.perf_counter() - started,
     }
     save_report(run, report)
-    if config.model.kind == "neural":
+    if config.neural_model() is not None:
         from pipeline.neural import train_neural
 
         n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
-        report.update(train_neural(tokens, vocab_size, config.model, run, n_streams, bytes_per_token, device, resume, progress))
+        report.update(train_neural(tokens, vocab_size, config.neural_model(), run, n_streams, bytes_per_token, device, resume, progress))
         report["seconds"] = time.perf_counter() - started
         save_report(run, report)
     return TrainResult(run, source.size, int(len(tokens)), vocab_size, report["seconds"])

@@ -27,7 +27,7 @@ from token import EXACT_TOKEN_TYPES
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
-from submissions.decoder.model_registry import unused_modules
+from submissions.decoder.model_registry import program_kind, unused_modules
 from submissions.decoder.container import (
     HEADER,
     MODEL,
@@ -249,7 +249,7 @@ def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     header = dict(header, format_version=FORMAT_VERSION)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        bootstrap, program = decoder_program(header["model"]["kind"]).values()
+        bootstrap, program = decoder_program(program_kind(header["model"])).values()
         add_member(zf, "__main__.py", bootstrap, compress=True)
         add_member(zf, PROGRAM, program, compress=False)  # LZMA already
         write_data_members(zf, header, sections)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import CoderConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import CoderConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.errors import UserError
 from pipeline.pack import pack
 from pipeline.run_dir import TOKEN_RECORD, file_sha256, fresh_tokens, open_tokens
@@ -49,6 +49,34 @@ def test_neural_run_packs_and_restores(tmp_path, text_sample, bits):
     assert env_run.returncode == 0, env_run.stderr
     assert out.read_bytes() == data.read_bytes()
     assert result.n_tokens > 0
+
+
+def test_mix_with_a_neural_input_packs_and_restores(tmp_path, text_sample):
+    """The mixing model takes the trained transformer as one more input: weights and the
+    neural modules travel in the archive, which restores itself byte for byte."""
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_sample[:6000])
+    config = dataclasses.replace(TINY, model=MixingModelConfig(table_bits=16, neural=TINY.model))
+    assert PipelineConfig.from_dict(json.loads(config.to_json())) == config
+    train(data, tmp_path / "run", config, progress=False)
+    packed = pack(tmp_path / "run", tmp_path / "m.arc", progress=False)
+    assert packed.float_integer_gap is None  # the neural model's cross entropy is not what a mix codes
+    info = inspect(tmp_path / "m.arc")
+    assert info.parts["model"] > 0 and info.header["model"]["kind"] == "mix"
+    assert info.header["model"]["neural"]["vocab_size"] == 320
+    modules = archive_decoder(tmp_path / "m.arc")
+    assert {"decoder.mixing_model", "decoder.neural_model"} <= set(modules)
+    out = tmp_path / "restored"
+    env_run = subprocess.run([sys.executable, "-I", str(tmp_path / "m.arc"), "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert env_run.returncode == 0, env_run.stderr
+    assert out.read_bytes() == data.read_bytes()
+
+
+def test_with_neural_needs_the_mix_model(tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"x" * 100)
+    result = CliRunner().invoke(app, ["train", str(data), "-o", str(tmp_path / "r"), "--model", "context", "--with-neural"])
+    assert result.exit_code == 2 and "--with-neural" in result.output
 
 
 def test_neural_training_needs_a_budget(tmp_path):

@@ -16,7 +16,9 @@ Contexts, each a hashed table of bit counts per (context, node):
 - the current word and the current + previous word (`word`).
 A count pair becomes a probability through a map learned per context kind.
 Match models (match_model.py) predict the token that followed the last
-occurrence of the current n tokens, for each n in `match_lengths`.
+occurrence of the current n tokens, for each n in `match_lengths`. A neural
+model, when the config has one, is one more input: its integer frequencies
+over the vocabulary give P(bit | node) exactly, from cumulative sums.
 
 Integer state only; see mixing.py for why updates do not depend on stream order.
 """
@@ -81,6 +83,7 @@ class ContextMixingModel:
         match_lengths: tuple = (2, 5),
         learning_rate: int = 20,
         token_bytes: list | None = None,
+        neural=None,
     ):
         self.vocab_size, self.n_streams, self.prob_bits = vocab_size, n_streams, prob_bits
         self.n_bits = max(1, (vocab_size - 1).bit_length())
@@ -97,7 +100,8 @@ class ContextMixingModel:
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
         self.matches = [MatchModel(n_streams, self.n_bits, n, min(table_bits, MATCH_TABLE_BITS)) for n in match_lengths]
-        n_inputs = n_contexts + len(self.matches) + 1  # + bias
+        self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
+        n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
         # (depth, contexts seen), (depth, last byte of text), node (which implies the depth)
         self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits])
@@ -115,9 +119,15 @@ class ContextMixingModel:
         self.step = 0
 
     @classmethod
-    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, token_bytes=None):
+    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
         names = ("orders", "sparse", "byte_contexts", "word", "table_bits", "count_limit", "match_lengths", "learning_rate")
-        return cls(vocab_size, n_streams, prob_bits, token_bytes=token_bytes, **{k: config[k] for k in names if k in config})
+        neural = None
+        if config.get("neural"):
+            from .neural_model import NeuralModel
+
+            neural_config = dict(config["neural"], **{k: config[k] for k in ("backend", "device") if k in config})
+            neural = NeuralModel.from_config(neural_config, vocab_size, n_streams, prob_bits, weights)
+        return cls(vocab_size, n_streams, prob_bits, token_bytes=token_bytes, neural=neural, **{k: config[k] for k in names if k in config})
 
     # ---- once per token ----------------------------------------------------------------------
 
@@ -132,6 +142,8 @@ class ContextMixingModel:
         self.depth = 0
         self.context_hashes = self._context_hashes(k)
         self.last_byte = (self.byte_history[:k] & np.uint64(255)).astype(np.int64)
+        if self.neural is not None:
+            self.neural_cumulative = self._cumulative(np.asarray(self.neural.step(prev))[:k])
         for match in self.matches:
             match.find(k, self.history, self.step, self.tokens)
         self.step += 1
@@ -175,6 +187,23 @@ class ContextMixingModel:
             hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
         return np.stack(hashes, axis=1) if hashes else np.zeros((k, 0), dtype=np.uint64)
 
+    def _cumulative(self, freqs: np.ndarray) -> np.ndarray:
+        """(k, 2**n_bits + 1): frequencies of the ids below each id (ids past the vocabulary: none)."""
+        cumulative = np.zeros((len(freqs), (1 << self.n_bits) + 1), dtype=np.int64)
+        cumulative[:, 1 : self.vocab_size + 1] = np.cumsum(freqs, axis=1)
+        cumulative[:, self.vocab_size + 1 :] = cumulative[:, self.vocab_size : self.vocab_size + 1]
+        return cumulative
+
+    def _neural_input(self, node: np.ndarray, depth: int) -> np.ndarray:
+        """stretch(P(bit = 1 | node)) under the neural model: its mass in the node's upper half."""
+        below = self.n_bits - depth - 1
+        low = (node - (1 << depth)) << (below + 1)
+        rows = np.arange(len(node))
+        c = self.neural_cumulative
+        start, middle, end = c[rows, low], c[rows, low + (1 << below)], c[rows, low + (2 << below)]
+        p = ((end - middle) << PROB_BITS) // np.maximum(end - start, 1)
+        return stretch(np.clip(p, 1, PROB_ONE - 1))[:, None]
+
     @staticmethod
     def _slots(hashes: np.ndarray, size: int) -> np.ndarray:
         """The top bits of a hash: an index below size (a power of two)."""
@@ -194,6 +223,8 @@ class ContextMixingModel:
         states, seen = self.counts.states(self.cells, self.checks)
         self.map_cells = states + self.map_offsets
         match_inputs = [match.input(node, depth)[:, None] for match in self.matches]
+        if self.neural is not None:
+            match_inputs.append(self._neural_input(node, depth))
         inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [np.full((k, 1), BIAS)], axis=1)
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)

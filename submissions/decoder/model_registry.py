@@ -14,6 +14,8 @@ MODEL_KINDS = {
     "neural": ("neural_model", "NeuralModel", ("neural_model", "int_ops", "torch_freqs", "frequencies")),
     "mix": ("mixing_model", "ContextMixingModel", ("mixing_model", "mixing", "match_model", "logistic")),
 }
+# a mixing model with a neural input carries both module sets (program_kind)
+MODEL_KINDS["mix+neural"] = ("mixing_model", "ContextMixingModel", MODEL_KINDS["mix"][2] + MODEL_KINDS["neural"][2])
 MODEL_MODULES = {module for _, _, modules in MODEL_KINDS.values() for module in modules}
 
 
@@ -28,7 +30,7 @@ def build_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: 
     """token_bytes: the tokenizer's id -> bytes table, for models that read text (uses_token_bytes)."""
     cls = model_class(model_config.get("kind"))
     if getattr(cls, "uses_token_bytes", False):
-        return cls.from_config(model_config, vocab_size, n_streams, prob_bits, token_bytes=token_bytes)
+        return cls.from_config(model_config, vocab_size, n_streams, prob_bits, weights=weights, token_bytes=token_bytes)
     if weights:  # trained models (neural) take their weights; the context model has none
         return cls.from_config(model_config, vocab_size, n_streams, prob_bits, weights)
     return cls.from_config(model_config, vocab_size, n_streams, prob_bits)
@@ -42,3 +44,11 @@ def runtime_of(model_config: dict) -> list[str]:
 def unused_modules(kind: str) -> set[str]:
     """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models."""
     return MODEL_MODULES - set(MODEL_KINDS[kind][2])
+
+
+def program_kind(model_config: dict) -> str:
+    """The module set an archive of this model needs (a mixing model with a neural input
+    also needs the neural model's modules)."""
+    if model_config.get("kind") == "mix" and model_config.get("neural"):
+        return "mix+neural"
+    return model_config["kind"]
