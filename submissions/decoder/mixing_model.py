@@ -110,7 +110,7 @@ class ContextMixingModel:
         self.final_mixer = Mixers(self.n_bits, len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
         self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
 
-        history = max(list(match_lengths) + [max(c) + 1 for c in self.token_contexts if c])
+        history = max([1, *match_lengths] + [max(c) + 1 for c in self.token_contexts if c])
         self.history = np.zeros((n_streams, history), dtype=np.int64)  # token + 1, newest first; 0 = none
         self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
