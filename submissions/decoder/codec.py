@@ -56,15 +56,10 @@ def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, 
     encoder = RansEncoder(n_streams, prob_bits)
     prev = np.full(n_streams, -1, dtype=np.int64)
     active = _steps(lengths)
-    step = _native_step(model)
+    put_tokens = _bits_encoder(model, encoder, prob_bits) if getattr(model, "binary", False) else _table_encoder(model, encoder)
     for t, k in enumerate(active):
         current = tokens[starts[:k] + t]
-        if getattr(model, "binary", False):
-            _encode_bits(model, encoder, prev, k, current, prob_bits)
-        else:
-            from .frequencies import symbol_intervals  # shipped only with token-table models
-
-            encoder.put(*symbol_intervals(step(prev)[:k], current))
+        put_tokens(prev, k, current)
         prev = np.full(n_streams, -1, dtype=np.int64)
         prev[:k] = current
         if progress:
@@ -81,12 +76,9 @@ def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int,
     tokens = np.zeros(n_tokens, dtype=np.int64)
     prev = np.full(n_streams, -1, dtype=np.int64)
     active = _steps(lengths)
-    step = _native_step(model)
+    binary, step = getattr(model, "binary", False), _native_step(model)
     for t, k in enumerate(active):
-        if getattr(model, "binary", False):
-            current = _decode_bits(model, decoder, prev, k)
-        else:
-            current = decoder.get(step(prev)[:k])
+        current = _decode_bits(model, decoder, prev, k) if binary else decoder.get(step(prev)[:k])
         tokens[starts[:k] + t] = current
         prev = np.full(n_streams, -1, dtype=np.int64)
         prev[:k] = current
@@ -96,12 +88,25 @@ def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int,
     return tokens
 
 
-def _encode_bits(model, encoder: RansEncoder, prev: np.ndarray, k: int, tokens: np.ndarray, prob_bits: int) -> None:
-    model.begin(prev, k)
-    for shift in range(model.n_bits - 1, -1, -1):
-        bits = tokens >> shift & 1
-        encoder.put(*binary_intervals(model.zero_freqs(), bits, prob_bits))
-        model.update(bits)
+def _table_encoder(model, encoder: RansEncoder):
+    """put(prev, k, tokens) for a model giving a frequency table per step."""
+    from .frequencies import symbol_intervals  # shipped only with token-table models
+
+    step = _native_step(model)
+    return lambda prev, k, tokens: encoder.put(*symbol_intervals(step(prev)[:k], tokens))
+
+
+def _bits_encoder(model, encoder: RansEncoder, prob_bits: int):
+    """put(prev, k, tokens) for a binary model: each token as n_bits decisions, top bit first."""
+
+    def put(prev: np.ndarray, k: int, tokens: np.ndarray) -> None:
+        model.begin(prev, k)
+        for shift in range(model.n_bits - 1, -1, -1):
+            bits = tokens >> shift & 1
+            encoder.put(*binary_intervals(model.zero_freqs(), bits, prob_bits))
+            model.update(bits)
+
+    return put
 
 
 def _decode_bits(model, decoder: RansDecoder, prev: np.ndarray, k: int) -> np.ndarray:
