@@ -75,6 +75,7 @@ def data(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data_file: Path = typer.Argument(..., help="the file to compress"),
     output: Path = typer.Option(..., "-o", "--output", help="run folder to create"),
     model: str = typer.Option("mix", "--model", help="'mix' (online context mixing, nothing to train), 'context' (simpler, faster) or 'neural' (transformer)"),
@@ -87,7 +88,7 @@ def train(
     context: int = typer.Option(128, "--context", help="neural: attention window in tokens"),
     max_minutes: Optional[float] = typer.Option(10.0, "--max-minutes", help="neural: training time budget"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="neural: training step budget"),
-    batch_size: int = typer.Option(32, "--batch-size", help="neural: sequences per step"),
+    batch_size: int = typer.Option(32, "--batch-size", help="neural: sequences per step (with --nproc or torchrun: the global batch, shared out)"),
     lr: float = typer.Option(2e-3, "--lr", help="neural: peak learning rate"),
     seed: int = typer.Option(0, "--seed", help="neural: random seed"),
     device: str = typer.Option("auto", "--device", help="neural: cuda, cpu or auto"),
@@ -97,10 +98,14 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="neural: continue from the run's checkpoint"),
     force: bool = typer.Option(False, "--force", help="replace an existing run folder"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    nproc: int = typer.Option(1, "--nproc", help="neural: train in N processes on this machine through torchrun (DistributedDataParallel: one per GPU, gloo on the CPU)"),
 ) -> None:
     """Train the lossless tokenizer (and the model) on a file into a run folder."""
-    with user_errors():
+    from pipeline.distributed import launched_world
+
+    with user_errors(), _rank_errors():
         from pipeline.config import MODEL_CONFIGS, CoderConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
+        from pipeline.train import check_inputs
         from pipeline.train import train as run_train
 
         if model not in MODEL_CONFIGS:
@@ -116,15 +121,57 @@ def train(
             )
             model_config = neural if model == "neural" else MixingModelConfig(neural=neural)
         config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=vocab), model=model_config, coder=CoderConfig(n_streams=streams))
+        if nproc > 1 and config.neural_model() is None:
+            _say(f"note: --model {model} has no network to train: one process, --nproc {nproc} unused")
+        elif nproc != 1:  # refuse mistakes here, once, then run this same command in nproc processes
+            if nproc > 1:
+                check_inputs(data_file, output, config.validate(), force, resume, nproc)
+            _relaunch(ctx, nproc)
         result = run_train(data_file, output, config, force=force, resume=resume, device=device, progress=not quiet)
-        _say(
-            f"trained {result.run}: {result.n_bytes:,} bytes -> {result.n_tokens:,} tokens "
-            f"(vocab {result.vocab_size}, {result.bytes_per_token:.2f} bytes/token) in {result.seconds:.1f}s"
-        )
+        if launched_world().is_main:
+            _say(
+                f"trained {result.run}: {result.n_bytes:,} bytes -> {result.n_tokens:,} tokens "
+                f"(vocab {result.vocab_size}, {result.bytes_per_token:.2f} bytes/token) in {result.seconds:.1f}s"
+            )
+
+
+def _relaunch(ctx: typer.Context, nproc: int) -> None:
+    """Run this same command (its parsed options, less --nproc) in nproc processes through
+    torchrun, and exit with their exit code."""
+    from pipeline.distributed import launched_world, relaunch
+
+    if nproc < 1:
+        raise UserError("--nproc takes a number of processes, 1 or more")
+    if launched_world().distributed:
+        raise UserError("--nproc starts torchrun itself: inside torchrun, leave it out")
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params[param.name]
+        if param.name == "nproc" or value is None or value is False:
+            continue
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+        else:
+            argv += [param.opts[0]] if value is True else [param.opts[0], str(value)]
+    raise typer.Exit(relaunch(nproc, argv))
+
+
+@contextlib.contextmanager
+def _rank_errors() -> Iterator[None]:
+    """Under torchrun every rank meets the same user error: rank 0 says it, once."""
+    from pipeline.distributed import launched_world
+
+    try:
+        yield
+    except UserError:
+        if launched_world().is_main:
+            raise
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def pack(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="run folder written by `pipeline train`"),
     output: Path = typer.Option(..., "-o", "--output", help="archive to write"),
     data_file: Optional[Path] = typer.Option(None, "--data", help="the data file, if it moved since training"),
@@ -132,12 +179,18 @@ def pack(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
     backend: Optional[str] = typer.Option(None, "--backend", help="neural: numpy, torch or auto (never changes the bytes)"),
     device: Optional[str] = typer.Option(None, "--device", help="neural, torch backend: cpu or cuda"),
+    shards: Optional[int] = typer.Option(None, "--shards", help="code the file in this many independent pieces (default: the run's, 1; more shards: more processes can share the work, slightly bigger archive)"),
+    nproc: int = typer.Option(1, "--nproc", help="code the shards in N processes through torchrun (one GPU each with --device cuda); the bytes depend only on --shards"),
 ) -> None:
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
-    with user_errors():
+    with user_errors(), _rank_errors():
         from pipeline.pack import pack as run_pack
 
-        result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device)
+        if nproc != 1:
+            _relaunch(ctx, nproc)
+        result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device, shards=shards)
+        if result is None:  # another rank's share, written by rank 0
+            return
         parts = ", ".join(f"{name} {size:,}" for name, size in result.parts.items())
         speed = result.original_size / max(result.seconds, 1e-9) / 1000
         _say(
@@ -149,6 +202,29 @@ def pack(
                 f"  code length: float model {result.float_code_bits / 8:,.0f} bytes, integer model "
                 f"{result.integer_code_bits / 8:,.0f} bytes (gap {100 * result.float_integer_gap:+.3f}%); "
                 f"payload {result.payload_bits / 8:,.0f} bytes"
+            )
+
+
+@app.command()
+def unpack(
+    ctx: typer.Context,
+    archive: Path = typer.Argument(..., help="an archive written by `pipeline pack`"),
+    output: Path = typer.Option(..., "-o", "--output", help="where to write the restored file"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    nproc: int = typer.Option(1, "--nproc", help="decode the archive's shards in N processes through torchrun"),
+) -> None:
+    """Restore an archive's file with the decoder it carries, in one process or (--nproc, torchrun) many."""
+    with user_errors(), _rank_errors():
+        from pipeline.unpack import unpack as run_unpack
+
+        if nproc != 1:
+            _relaunch(ctx, nproc)
+        result = run_unpack(archive, output, force=force, progress=not quiet)
+        if result is not None:
+            _say(
+                f"restored {result.output}: {result.size:,} bytes, checked by sha256; {result.shards} shard(s) "
+                f"decoded by {result.processes} process(es) in {result.seconds:.1f}s"
             )
 
 

@@ -84,6 +84,7 @@ MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neura
 class CoderConfig:
     n_streams: int = 64  # independent streams advanced together (more: faster, a few bytes each)
     prob_bits: int = 28  # coding frequencies sum to 2**prob_bits
+    shards: int = 1  # pieces of the file coded independently (by as many processes as you like)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class PipelineConfig:
             raise UserError("tokenizer model type must be bpe or unigram")
         if not 1 <= self.coder.n_streams <= 4096:
             raise UserError("number of streams must be between 1 and 4096")
+        if self.coder.shards < 1:
+            raise UserError("the number of shards must be at least 1")
         if not 16 <= self.coder.prob_bits <= 31:
             raise UserError("prob_bits must be between 16 and 31")
         if self.model.kind == "context" and self.model.count_limit + self.coder.n_streams >= 1 << 16:

@@ -32,17 +32,20 @@ def train_neural(
     progress: bool = True,
 ) -> dict:
     """Train on `tokens` (the run's memory-mapped ids), export to run/model.{json,bin};
-    return facts for the run report."""
+    return facts for the run report. In a process group (torchrun) every rank trains its share
+    of each batch; rank 0 alone shows progress, exports and returns facts, the others return {}."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from models.export import export_integer_model, float_code_length
     from models.gpt import ModelConfig
     from models.training import load_model, train_model
+    from pipeline.distributed import joined_world
 
+    is_main = joined_world().is_main
     model_config = ModelConfig(vocab_size=vocab_size, **config.shape())
     started = time.perf_counter()
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not progress) as bar:
+    with Progress(*columns, console=console, disable=not (progress and is_main)) as bar:
         task = bar.add_task("training", total=1.0, info="")
 
         def report(p) -> None:
@@ -55,8 +58,10 @@ def train_neural(
                 batch_size=config.batch_size, lr=config.lr, seed=config.seed, resume=resume, progress=report,
                 precision=config.precision,
             )
-        except ValueError as exc:  # e.g. --resume over a checkpoint of another shape
+        except ValueError as exc:  # e.g. --resume over a checkpoint of another shape (raised in every rank)
             raise UserError(f"cannot train: {exc}") from None
+    if not is_main:
+        return {}
     train_seconds = time.perf_counter() - started
     model = load_model(checkpoint, device="cpu")
     header_model, blob = export_integer_model(model)

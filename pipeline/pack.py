@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.distributed import gather, launched_world, process_group
 from pipeline.fileio import check_output
 from pipeline.progress import progress_bar
 from pipeline.errors import UserError
 from pipeline.run_dir import load_report, load_run
 from submissions.archive import archive_parts, write_archive
 from submissions.decoder import codec
-from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER, sha256_hex
-from submissions.decoder.model_registry import build_model, runtime_of
+from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
+from submissions.decoder.model_registry import build_model, model_class, runtime_of
 from tokenizer import load_tokenizer
 
 
@@ -52,30 +53,60 @@ def pack(
     progress: bool = True,
     backend: str | None = None,
     device: str | None = None,
-) -> PackResult:
+    shards: int | None = None,
+) -> PackResult | None:
     """Encode the run's tokens with its model; `backend`/`device` choose where a neural model
-    runs while encoding (numpy, torch on CPU or CUDA), which never changes the archive bytes."""
+    runs while encoding (numpy, torch on CPU or CUDA), which never changes the archive bytes.
+
+    shards (default: the run's coder config): contiguous pieces coded independently. Launched
+    by torchrun, every process codes its share of the shards (shard i goes to rank i % world)
+    and rank 0 writes the archive: the bytes depend on the shard count, never on the number
+    of processes. Returns None in the processes other than rank 0."""
     run = Path(run)
-    config, source, proto, tokens = load_run(run)
+    config, source, proto, tokens = load_run(run)  # tokens: a memory map
     check_output(Path(out), force, inputs=(Path(source.path),))
-    data = source.load(data_path)
+    world = launched_world()
+    if world.is_main:
+        source.check(data_path)
+    n_shards = shards or config.coder.shards
+    if n_shards < 1:
+        raise UserError("the number of shards must be at least 1")
     tokenizer = load_tokenizer(proto)
-    tokens = tokens.astype(np.int64)
-    started = time.perf_counter()
-    n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
     prob_bits = config.coder.prob_bits
     model_header, weights = _model_of(run, config)
-    runtime_choice = {k: v for k, v in (("backend", backend), ("device", device)) if v}
-    model = build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
-    with progress_bar("encoding", progress) as update:
-        payload, ideal_bits = codec.encode_with_cost(model, tokens, n_streams, prob_bits, update)
+    runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
+    sizes = codec.shard_sizes(len(tokens), n_shards)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def new_model(n_streams: int):
+        return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
+
+    binary = getattr(model_class(model_header["kind"]), "binary", False)
+    block = codec.block_steps(config.coder.n_streams, codec.symbols_per_token(binary, tokenizer.vocab_size))
+    started = time.perf_counter()
+    mine = list(range(world.rank, len(sizes), world.size))
+    coded = {}
+    with process_group(), progress_bar("encoding", progress and world.is_main) as update:
+        for i in mine:
+            n_streams = codec.effective_streams(sizes[i], config.coder.n_streams)
+            report = None if update is None else _shard_progress(update, i, mine)
+            coded[i] = codec.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
+            coded[i] = (*coded[i], n_streams)
+        everyone = gather(coded)
     seconds = time.perf_counter() - started
+    if not world.is_main:
+        return None
+    coded = {i: result for part in everyone for i, result in part.items()}
+    payload = b"".join(coded[i][0] for i in range(len(sizes)))
     header = {
         "config": config.to_dict(),
         "model": model_header,
-        "original": {"size": len(data), "sha256": sha256_hex(data)},
+        "original": {"size": source.size, "sha256": source.sha256},
         "n_tokens": int(len(tokens)),
-        "n_streams": n_streams,
+        "coding": {
+            "block_steps": block,
+            "shards": [{"tokens": sizes[i], "streams": coded[i][2], "bytes": len(coded[i][0])} for i in range(len(sizes))],
+        },
         "runtime": runtime_of(model_header),
         "packed_with": {"python": platform.python_version(), "numpy": np.__version__},
     }
@@ -85,7 +116,21 @@ def pack(
     total = write_archive(Path(out), header, sections, force)
     # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
-    return PackResult(Path(out), total, archive_parts(Path(out)), len(data), int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+    ideal_bits = sum(result[1] for result in coded.values())
+    return PackResult(Path(out), total, archive_parts(Path(out)), source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+
+
+def _rank_device(device: str | None, world) -> str | None:
+    """With several processes on a node, each codes on its own GPU."""
+    if device == "cuda" and world.distributed:
+        return f"cuda:{world.local_rank}"
+    return device
+
+
+def _shard_progress(update, shard: int, mine: list[int]):
+    """A shard's steps as a share of this process's shards (the bar counts permille)."""
+    position = mine.index(shard)
+    return lambda done, total: update(int(1000 * (position + done / max(total, 1)) / len(mine)), 1000)
 
 
 def _model_of(run: Path, config) -> tuple[dict, bytes]:

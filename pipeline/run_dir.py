@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -38,14 +39,14 @@ class Source:
     size: int
     sha256: str
 
-    def load(self, override: Path | None = None) -> bytes:
+    def check(self, override: Path | None = None) -> Path:
+        """The data file, proved unchanged by size and sha256 (read in blocks, never whole)."""
         path = Path(override or self.path)
         if not path.is_file():
             raise UserError(f"the run's data file {path} is missing (pass --data FILE)")
-        data = path.read_bytes()
-        if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
+        if path.stat().st_size != self.size or file_sha256(path) != self.sha256:
             raise UserError(f"{path} is not the file this run was trained on (size or sha256 differ)")
-        return data
+        return path
 
 
 def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
@@ -55,16 +56,39 @@ def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
 
 
 def save_tokens(run: Path, tokens: np.ndarray, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> None:
-    """The tokenizer and the id file, each written atomically, then their record. The old record
-    goes first, so a crash half way leaves ids without a record: stale, and rebuilt on resume."""
+    """The tokenizer and the id file, each written atomically, then their record."""
+    save_token_chunks(run, [tokens], tokens.dtype, data_sha256, tokenizer_proto, tokenizer)
+
+
+def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> int:
+    """As save_tokens, for ids that come in chunks (a file tokenized piece by piece): they are
+    appended to the .npy file as they come, and its header is finished at the end. The old
+    record goes first, so a crash half way leaves ids without a record: stale, and rebuilt on
+    resume. Returns the number of ids."""
     run.mkdir(parents=True, exist_ok=True)
     (run / TOKEN_RECORD).unlink(missing_ok=True)
     atomic_write_bytes(run / TOKENIZER, tokenizer_proto)
+    dtype = np.dtype(dtype)
+    n_tokens = 0
     with atomic_path(run / TOKENS) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, tokens)
-    record = _token_record(data_sha256, tokenizer_proto, tokenizer, len(tokens))
+            header_size = _write_npy_header(f, dtype, 1 << 50)  # room for any count; rewritten below
+            for chunk in chunks:
+                f.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
+                n_tokens += len(chunk)
+            f.seek(0)
+            if _write_npy_header(f, dtype, n_tokens) != header_size:
+                raise RuntimeError("npy header changed size")  # cannot happen: both pad to 128 bytes
+    record = _token_record(data_sha256, tokenizer_proto, tokenizer, n_tokens)
     atomic_write_text(run / TOKEN_RECORD, json.dumps(record, indent=2))
+    return n_tokens
+
+
+def _write_npy_header(f, dtype: np.dtype, n: int) -> int:
+    """A version 1.0 .npy header for a 1-D array of n values; its size in bytes."""
+    start = f.tell()
+    np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)})
+    return f.tell() - start
 
 
 def _token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int) -> dict:
@@ -109,5 +133,4 @@ def load_run(run: Path) -> tuple[PipelineConfig, Source, bytes, np.ndarray]:
         raise UserError(f"{run} is not a finished run of `pipeline train` (missing {', '.join(missing)})")
     config = PipelineConfig.from_dict(json.loads((run / CONFIG).read_text()))
     source = Source(**json.loads((run / SOURCE).read_text()))
-    tokens = np.load(run / TOKENS, allow_pickle=False)
-    return config, source, (run / TOKENIZER).read_bytes(), tokens
+    return config, source, (run / TOKENIZER).read_bytes(), open_tokens(run)

@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.config import PipelineConfig
+from pipeline.distributed import all_gather, launched_world, process_group, wait_for_main
 from pipeline.errors import UserError
 from pipeline.fileio import require_file
-from pipeline.run_dir import TOKENIZER, Source, file_sha256, fresh_tokens, open_tokens, save_report, save_run, save_tokens
+from pipeline.run_dir import TOKENIZER, TOKENS, Source, file_sha256, fresh_tokens, open_tokens, save_report, save_run
+from pipeline.tokenize_file import tokenize_file
 from submissions.decoder import codec
-from tokenizer import load_tokenizer, train_tokenizer
+from tokenizer import load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -46,46 +46,73 @@ def train(
     device: str = "auto",
     progress: bool = True,
 ) -> TrainResult:
+    """Tokenize `data_path` into the run folder `run` and train its model. Launched by torchrun
+    (`pipeline train --nproc N`), every process calls this: rank 0 tokenizes and writes every
+    file, all ranks train the neural model together (DistributedDataParallel)."""
     config = (config or PipelineConfig()).validate()
+    use_cuda = False
+    if launched_world().distributed and config.neural_model() is not None and device != "cpu":
+        import torch
+
+        use_cuda = torch.cuda.is_available()
+    with process_group(use_cuda) as world:
+        started = time.perf_counter()
+        run, report, failure = Path(run), {}, None
+        if world.is_main:  # the other ranks wait for the run files in wait_for_main below
+            try:
+                data_path = check_inputs(data_path, run, config, force, resume, world.size)
+                source = Source(path=str(data_path.resolve()), size=data_path.stat().st_size, sha256=file_sha256(data_path))
+                if not (resume and fresh_tokens(run, source.sha256, config.tokenizer)):  # once per data and tokenizer
+                    _tokenize(data_path, run, config, source, progress)
+                save_run(run, config, source)
+                n_tokens = len(open_tokens(run))
+                report = {
+                    "bytes": source.size,
+                    "tokens": int(n_tokens),
+                    "vocab_size": load_tokenizer((run / TOKENIZER).read_bytes()).vocab_size,
+                    "bytes_per_token": source.size / max(n_tokens, 1),
+                    "seconds": time.perf_counter() - started,
+                }
+                save_report(run, report)
+            except UserError as exc:
+                if not world.distributed:
+                    raise
+                failure = str(exc)  # every rank refuses with rank 0's message
+        failure, report = wait_for_main((failure, report))
+        if failure:
+            raise UserError(failure)
+        try:
+            tokens = open_tokens(run)  # a memory map: training reads its windows, never holds the sequence
+        except (OSError, ValueError):
+            failure = f"rank {world.rank} cannot read {run / TOKENS} (several nodes need the run folder on a shared file system)"
+        failures = [f for f in all_gather(failure) if f]
+        if failures:
+            raise UserError(failures[0])
+        if config.neural_model() is not None:
+            from pipeline.neural import train_neural
+
+            n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
+            facts = train_neural(tokens, report["vocab_size"], config.neural_model(), run, n_streams, report["bytes_per_token"], device, resume, progress)
+            if world.is_main:  # the other ranks return as soon as training ends: rank 0 exports alone
+                report.update(facts, seconds=time.perf_counter() - started)
+                save_report(run, report)
+    return TrainResult(run, report["bytes"], report["tokens"], report["vocab_size"], report["seconds"])
+
+
+def check_inputs(data_path: Path, run: Path, config: PipelineConfig, force: bool, resume: bool, processes: int = 1) -> Path:
+    """The data file, or the user mistake train() refuses before any work (`pipeline train --nproc`
+    asks before it starts the processes, so a mistake is one line, not one per process)."""
     data_path = require_file(Path(data_path), "data file")
     run = Path(run)
     if run.exists() and (not run.is_dir() or any(run.iterdir())) and not (force or resume):
         raise UserError(f"{run} already exists and is not empty (use --force to replace it, or --resume)")
-    started = time.perf_counter()
-    source = Source(path=str(data_path.resolve()), size=data_path.stat().st_size, sha256=file_sha256(data_path))
-    if not (resume and fresh_tokens(run, source.sha256, config.tokenizer)):  # tokenize once per data and tokenizer
-        _tokenize(data_path, run, config, source)
-    save_run(run, config, source)
-    tokens = open_tokens(run)  # a memory map: training reads its windows, never holds the sequence
-    vocab_size = load_tokenizer((run / TOKENIZER).read_bytes()).vocab_size
-    bytes_per_token = source.size / max(len(tokens), 1)
-    report = {
-        "bytes": source.size,
-        "tokens": int(len(tokens)),
-        "vocab_size": vocab_size,
-        "bytes_per_token": bytes_per_token,
-        "seconds": time.perf_counter() - started,
-    }
-    save_report(run, report)
-    if config.neural_model() is not None:
-        from pipeline.neural import train_neural
-
-        n_streams = codec.effective_streams(len(tokens), config.coder.n_streams)
-        report.update(train_neural(tokens, vocab_size, config.neural_model(), run, n_streams, bytes_per_token, device, resume, progress))
-        report["seconds"] = time.perf_counter() - started
-        save_report(run, report)
-    return TrainResult(run, source.size, int(len(tokens)), vocab_size, report["seconds"])
+    neural = config.neural_model()
+    if neural is not None and neural.batch_size % processes:
+        raise UserError(f"batch size {neural.batch_size} does not split evenly across {processes} processes (the global batch is shared out)")
+    return data_path
 
 
-def _tokenize(data_path: Path, run: Path, config: PipelineConfig, source: Source) -> None:
-    """Train the tokenizer on the file and write it with the file's ids into the run. The data
-    and ids in memory are dropped on return: later stages read the id file."""
-    data = data_path.read_bytes()
-    if len(data) != source.size:
-        raise UserError(f"{data_path} changed while it was read")
-    tokenizer = train_tokenizer(data, config.tokenizer.vocab_size, config.tokenizer.model_type)
-    tokens = tokenizer.encode(data)
-    if tokenizer.decode(tokens) != data:  # a bug, never a user error: refuse to go on
-        raise RuntimeError("tokenizer round trip failed on this file")
-    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
-    save_tokens(run, tokens.astype(dtype), source.sha256, tokenizer.model_proto(), config.tokenizer)
+def _tokenize(data_path: Path, run: Path, config: PipelineConfig, source: Source, progress: bool = True) -> None:
+    """Train the tokenizer on a sample of the file and write it with the file's ids into the
+    run, chunk by chunk (pipeline/tokenize_file.py): later stages read the id file."""
+    tokenize_file(data_path, run, config, source, progress)

@@ -33,12 +33,17 @@ MIN_VOCAB = 320  # 256 byte pieces + room for real pieces; below this, bytes onl
 _NOTHING_TO_LEARN = ("sentences_.empty()", "all_chars_count", "no pieces are loaded")
 
 
-def _sample_blocks(data: bytes) -> list[bytes]:
-    if len(data) <= TRAIN_SAMPLE_BYTES:
-        return [data]
+def sample_spans(size: int) -> list[tuple[int, int]]:
+    """(offset, length) of the training sample's blocks in a file of `size` bytes."""
+    if size <= TRAIN_SAMPLE_BYTES:
+        return [(0, size)]
     block = TRAIN_SAMPLE_BYTES // SAMPLE_BLOCKS
-    step = (len(data) - block) // (SAMPLE_BLOCKS - 1)
-    return [data[i * step : i * step + block] for i in range(SAMPLE_BLOCKS)]
+    step = (size - block) // (SAMPLE_BLOCKS - 1)
+    return [(i * step, block) for i in range(SAMPLE_BLOCKS)]
+
+
+def _sample_blocks(data: bytes) -> list[bytes]:
+    return [data[start : start + length] for start, length in sample_spans(len(data))]
 
 
 def _chunks(text: str) -> list[str]:
@@ -51,10 +56,10 @@ def _chunks(text: str) -> list[str]:
     return chunks
 
 
-def training_sentences(data: bytes) -> list[str]:
-    """The sample as text chunks, without U+2581 or broken bytes (those never reach SentencePiece)."""
+def training_sentences(blocks: list[bytes]) -> list[str]:
+    """The sample's blocks as text chunks, without U+2581 or broken bytes (those never reach SentencePiece)."""
     sentences = []
-    for block in _sample_blocks(data):
+    for block in blocks:
         sentences += _chunks(block.decode("utf-8", errors="ignore").replace(SPACE_MARK, " "))
     return sentences
 
@@ -120,7 +125,13 @@ def train_tokenizer(data: bytes, vocab_size: int = 4096, model_type: str = "bpe"
     The vocabulary shrinks to what the data supports; data with nothing to learn, or
     supporting fewer than MIN_VOCAB pieces, gets the bytes-only tokenizer.
     """
-    sentences = training_sentences(data)
+    return train_tokenizer_on_sample(_sample_blocks(data), vocab_size, model_type)
+
+
+def train_tokenizer_on_sample(blocks: list[bytes], vocab_size: int = 4096, model_type: str = "bpe") -> Tokenizer:
+    """A tokenizer trained on sample blocks of a file (see sample_spans): a file of any size is
+    never read whole."""
+    sentences = training_sentences(blocks)
     counts = _char_counts(sentences)
     while vocab_size >= MIN_VOCAB:
         try:

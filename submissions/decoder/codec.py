@@ -8,6 +8,12 @@ stream index, the active streams at any step are a prefix 0..k-1.
 A model either gives a frequency table over the vocabulary per step (`step`),
 or is binary (`binary = True`): it codes each token as n_bits yes/no decisions,
 most significant bit first (`begin`, then `zero_freqs` / `update` per bit).
+
+Every `block_steps` steps the coder ends a block (rans.py), so the encoder holds
+one block's intervals, never the whole file's. A large input is also cut into
+shards: contiguous pieces coded independently, each with its own model and
+streams, so shards can be coded by different processes or machines and the
+archive bytes never depend on how many did the work.
 """
 
 from __future__ import annotations
@@ -31,6 +37,24 @@ def effective_streams(n_tokens: int, requested: int) -> int:
     return max(0, min(requested, n_tokens))
 
 
+BLOCK_SYMBOLS = 1 << 23  # symbols an encoder block holds (8 bytes each: 64 MiB)
+
+
+def block_steps(n_streams: int, symbols_per_token: int) -> int:
+    """Steps per coder block, so that a block holds about BLOCK_SYMBOLS symbols."""
+    return max(1, BLOCK_SYMBOLS // max(1, n_streams * symbols_per_token))
+
+
+def symbols_per_token(binary: bool, vocab_size: int) -> int:
+    """Coded symbols per token: the bits of an id for a binary model, else one."""
+    return max(1, (vocab_size - 1).bit_length()) if binary else 1
+
+
+def shard_sizes(n_tokens: int, n_shards: int) -> list[int]:
+    """Token counts of the shards: contiguous, the first n_tokens % n_shards one token longer."""
+    return [int(n) for n in stream_lengths(n_tokens, max(1, min(n_shards, n_tokens or 1)))]
+
+
 def _steps(lengths: np.ndarray) -> list[int]:
     """Active prefix size k_t for every step t."""
     n_steps = int(lengths[0]) if len(lengths) else 0
@@ -42,13 +66,14 @@ def _native_step(model):
     return getattr(model, "step_native", model.step)
 
 
-def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> bytes:
-    return encode_with_cost(model, tokens, n_streams, prob_bits, progress)[0]
+def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> bytes:
+    return encode_with_cost(model, tokens, n_streams, prob_bits, progress, block)[0]
 
 
-def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None) -> tuple[bytes, float]:
-    """(payload, the model's ideal code length in bits) for the token sequence."""
-    tokens = np.asarray(tokens, dtype=np.int64)
+def encode_with_cost(model, tokens, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> tuple[bytes, float]:
+    """(payload, the model's ideal code length in bits) for the token sequence: any 1-D integer
+    array, a memory map included (each step reads only its tokens). block: steps per coder
+    block (None: one block)."""
     if n_streams == 0:
         return b"", 0.0
     lengths = stream_lengths(len(tokens), n_streams)
@@ -58,7 +83,9 @@ def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, 
     active = _steps(lengths)
     put_tokens = _bits_encoder(model, encoder, prob_bits) if getattr(model, "binary", False) else _table_encoder(model, encoder)
     for t, k in enumerate(active):
-        current = tokens[starts[:k] + t]
+        current = np.asarray(tokens[starts[:k] + t], dtype=np.int64)
+        if block and t and t % block == 0:
+            encoder.end_block()
         put_tokens(prev, k, current)
         prev = np.full(n_streams, -1, dtype=np.int64)
         prev[:k] = current
@@ -67,17 +94,22 @@ def encode_with_cost(model, tokens: np.ndarray, n_streams: int, prob_bits: int, 
     return encoder.finish(), encoder.ideal_bits()
 
 
-def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress: Progress = None) -> np.ndarray:
+def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> np.ndarray:
+    """The token ids (uint16 where the vocabulary allows: the decoded file's ids are its largest
+    array); block as given to encode."""
     if n_streams == 0:
         return np.zeros(0, dtype=np.int64)
     lengths = stream_lengths(n_tokens, n_streams)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     decoder = RansDecoder(payload, n_streams, prob_bits)
-    tokens = np.zeros(n_tokens, dtype=np.int64)
+    vocab = 1 << model.n_bits if getattr(model, "binary", False) else getattr(model, "vocab_size", 1 << 31)
+    tokens = np.zeros(n_tokens, dtype=np.uint16 if vocab <= 1 << 16 else np.int64)
     prev = np.full(n_streams, -1, dtype=np.int64)
     active = _steps(lengths)
     binary, step = getattr(model, "binary", False), _native_step(model)
     for t, k in enumerate(active):
+        if block and t and t % block == 0:
+            decoder.next_block()
         current = _decode_bits(model, decoder, prev, k) if binary else decoder.get(step(prev)[:k])
         tokens[starts[:k] + t] = current
         prev = np.full(n_streams, -1, dtype=np.int64)

@@ -115,7 +115,8 @@ class ContextMixingModel:
         self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
         self.previous_word = np.zeros(n_streams, dtype=np.uint64)
-        self.tokens = np.zeros((n_streams, 1024), dtype=np.int32)  # every stream's tokens, by step (grows)
+        # every stream's tokens, by step (grows by doubling): the match models' memory of the file
+        self.tokens = np.zeros((n_streams, 1024), dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
         self.step = 0
 
     @classmethod

@@ -41,7 +41,12 @@ def binary_intervals(zero_freqs: np.ndarray, bits: np.ndarray, prob_bits: int) -
 
 
 class RansEncoder:
-    """Collects (start, freq) per step, then codes them all backwards in `finish`."""
+    """Collects (start, freq) per step, then codes them backwards block by block.
+
+    A block (see `end_block`) is coded on its own: it starts from fresh states and
+    writes its n_streams initial states and then its words. The encoder holds one
+    block's intervals (8 bytes a symbol) at a time, so its memory does not grow with
+    the input; a one-block payload is states followed by words."""
 
     def __init__(self, n_streams: int, prob_bits: int):
         if not 1 <= prob_bits <= MAX_PROB_BITS:
@@ -49,24 +54,43 @@ class RansEncoder:
         self.n_streams = n_streams
         self.prob_bits = prob_bits
         self._steps: list[tuple[np.ndarray, np.ndarray]] = []
+        self._blocks: list[bytes] = []
+        self._ideal_bits = 0.0
 
     def put(self, starts: np.ndarray, freqs: np.ndarray) -> None:
-        """One step: symbol intervals of streams 0..k-1 (active streams form a prefix)."""
-        self._steps.append((np.asarray(starts, np.uint64), np.asarray(freqs, np.uint64)))
+        """One step: symbol intervals of streams 0..k-1 (active streams form a prefix).
+        Both fit 32 bits (prob_bits <= 31), which halves what a block holds."""
+        self._steps.append((np.asarray(starts).astype(np.uint32), np.asarray(freqs).astype(np.uint32)))
 
     def ideal_bits(self) -> float:
         """Sum of -log2(freq / 2**prob_bits) over every symbol put: the model's code length,
-        which the payload matches up to the coder's few bytes per stream. Reporting only:
-        float log2 never steers coding."""
+        which the payload matches up to the coder's few bytes per stream and block. Reporting
+        only: float log2 never steers coding."""
+        return self._ideal_bits + self._block_ideal_bits()
+
+    def _block_ideal_bits(self) -> float:
         return float(sum(self.prob_bits * len(f) - np.log2(f.astype(np.float64)).sum() for _, f in self._steps))
 
+    def end_block(self) -> None:
+        """Code the steps put since the last block; the decoder calls next_block at the same step."""
+        self._ideal_bits += self._block_ideal_bits()
+        self._blocks.append(self._code_block())
+        self._steps = []
+
     def finish(self) -> bytes:
-        """Code every step in reverse; return initial states followed by the word buffer."""
+        """Code the last block; return every block's states and words."""
+        if self._steps or not self._blocks:
+            self.end_block()
+        return b"".join(self._blocks)
+
+    def _code_block(self) -> bytes:
+        """Code the block's steps in reverse: initial states followed by the word buffer."""
         shift = np.uint64(self.prob_bits)
         x_max_unit = np.uint64(((STATE_LOW >> self.prob_bits) << WORD_BITS))
         state = np.full(self.n_streams, STATE_LOW, dtype=np.uint64)
         chunks: list[np.ndarray] = []
         for starts, freqs in reversed(self._steps):
+            starts, freqs = starts.astype(np.uint64), freqs.astype(np.uint64)
             k = len(freqs)
             x = state[:k]
             flush = x >= x_max_unit * freqs
@@ -82,15 +106,30 @@ class RansDecoder:
     """Reads symbols step by step from the buffer written by RansEncoder.finish."""
 
     def __init__(self, payload: bytes, n_streams: int, prob_bits: int):
-        head = 8 * n_streams
-        if len(payload) < head or (len(payload) - head) % 4:
+        if len(payload) < 8 * n_streams or len(payload) % 4:
             raise CorruptPayload("payload has the wrong length")
         self.prob_bits = prob_bits
-        self.state = np.frombuffer(payload[:head], dtype="<u8").astype(np.uint64)
-        if np.any(self.state < STATE_LOW):
-            raise CorruptPayload("payload starts with an invalid coder state")
-        self.words = np.frombuffer(payload[head:], dtype="<u4").astype(np.uint64)
+        self.n_streams = n_streams
+        self.words = np.frombuffer(payload, dtype="<u4").astype(np.uint64)  # states are pairs of words
         self.position = 0
+        self._read_states()
+
+    def _read_states(self) -> None:
+        """A block's initial states: n_streams little-endian 64-bit values."""
+        end = self.position + 2 * self.n_streams
+        if end > len(self.words):
+            raise CorruptPayload("payload ended early")
+        pairs = self.words[self.position : end].reshape(-1, 2)
+        self.state = pairs[:, 0] | (pairs[:, 1] << np.uint64(WORD_BITS))
+        self.position = end
+        if np.any(self.state < STATE_LOW):
+            raise CorruptPayload("payload has an invalid coder state")
+
+    def next_block(self) -> None:
+        """The encoder ended a block here: its states must be back at L; read the next block's."""
+        if np.any(self.state != np.uint64(STATE_LOW)):
+            raise CorruptPayload("a block did not end in the coder's initial state")
+        self._read_states()
 
     def get(self, freqs: np.ndarray) -> np.ndarray:
         """Decode one symbol for each of the first len(freqs) streams (an active prefix)."""

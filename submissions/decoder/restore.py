@@ -1,8 +1,10 @@
 """Restore the original file from an archive: `python ARCHIVE -o OUT`.
 
 Reads and checks the archive, rebuilds the model from the header, decodes the
-payload, maps tokens back to bytes, checks length and sha256, and only then
-writes the output (atomically). Any failure is one line on stderr, exit 1.
+payload shard by shard (`--jobs N`: in N processes), maps tokens back to bytes
+and streams them into a temporary file while hashing them; only when length and
+sha256 match is that file renamed onto the output. Any failure is one line on
+stderr, exit 1, and nothing at the output path.
 """
 
 from __future__ import annotations
@@ -17,42 +19,99 @@ from . import FORMAT_VERSION, codec
 from .container import MODEL, PAYLOAD, TOKENIZER, ArchiveCorrupt, read_archive
 from .model_registry import build_model
 from .rans import CorruptPayload
-from .tokens import detokenize, unpack_table
+from .tokens import iter_detokenized, unpack_table
 
 
 class RestoreError(Exception):
     pass
 
 
-def restore_bytes(header: dict, sections: dict, progress=None) -> bytes:
-    """Decode the original bytes and prove them by length and sha256."""
+def check_format(header: dict) -> None:
     if header.get("format_version") != FORMAT_VERSION:
         raise RestoreError(f"archive format {header.get('format_version')} is not {FORMAT_VERSION}, the one this decoder reads")
-    config = header["config"]
+
+
+def shard_payload(header: dict, sections: dict, index: int) -> bytes:
+    """Shard `index`'s payload, cut from the payload section by the sizes the header records."""
+    sizes = [shard["bytes"] for shard in header["coding"]["shards"]]
+    if sum(sizes) != len(sections[PAYLOAD]):
+        raise RestoreError("payload size does not match its shards")
+    start = sum(sizes[:index])
+    return sections[PAYLOAD][start : start + sizes[index]]
+
+
+def decode_shard(header: dict, sections: dict, index: int, progress=None):
+    """Token ids of shard `index`, decoded with a fresh model (shards share nothing)."""
+    check_format(header)
     table = unpack_table(sections[TOKENIZER])
-    n_streams = header["n_streams"]
-    prob_bits = config["coder"]["prob_bits"]
-    model = build_model(header["model"], len(table), n_streams, prob_bits, sections.get(MODEL, b""), token_bytes=table)
+    shard = header["coding"]["shards"][index]
+    prob_bits = header["config"]["coder"]["prob_bits"]
+    model = build_model(header["model"], len(table), shard["streams"], prob_bits, sections.get(MODEL, b""), token_bytes=table)
     try:
-        tokens = codec.decode(model, sections[PAYLOAD], header["n_tokens"], n_streams, prob_bits, progress)
+        payload = shard_payload(header, sections, index)
+        return codec.decode(model, payload, shard["tokens"], shard["streams"], prob_bits, progress, header["coding"]["block_steps"])
     except CorruptPayload as exc:
         raise RestoreError(f"payload does not decode: {exc}") from None
-    data = detokenize(tokens, table)
+
+
+def decode_shards(header: dict, sections: dict, progress=None, jobs: int = 1):
+    """Every shard's ids in order. progress(done, total) counts coding steps over all shards.
+    jobs > 1 decodes shards in that many processes (forked, where the OS can: the archive's
+    modules are loaded already; elsewhere one after another)."""
+    shards = header["coding"]["shards"]
+    import multiprocessing
+
+    if jobs > 1 and len(shards) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        global _ARCHIVE
+        _ARCHIVE = header, sections  # forked workers inherit it: the payload is not copied per job
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(shards))) as pool:
+            yield from pool.imap(_decode_shard_job, range(len(shards)))
+        return
+    total = sum(-(-shard["tokens"] // max(shard["streams"], 1)) for shard in shards)
+    done = 0
+    for index, shard in enumerate(shards):
+        report = None if progress is None else (lambda d, t, base=done: progress(base + d, total))
+        yield decode_shard(header, sections, index, report)
+        done += -(-shard["tokens"] // max(shard["streams"], 1))
+
+
+_ARCHIVE = None  # (header, sections) for forked decoding workers
+
+
+def _decode_shard_job(index: int):
+    return decode_shard(*_ARCHIVE, index)
+
+
+def write_restored(header: dict, sections: dict, shard_tokens, path: str) -> None:
+    """Detokenize the shards' ids into a temporary file beside `path`, hashing as it goes;
+    rename it onto `path` only when length and sha256 are the original's."""
+    table = unpack_table(sections[TOKENIZER])
     original = header["original"]
-    if len(data) != original["size"] or hashlib.sha256(data).hexdigest() != original["sha256"]:
-        raise RestoreError("restored data fails its length/sha256 check; nothing was written")
-    return data
-
-
-def write_atomically(path: str, data: bytes) -> None:
+    digest, size = hashlib.sha256(), 0
     tmp = f"{path}.partial-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for tokens in shard_tokens:
+                for piece in iter_detokenized(tokens, table):
+                    digest.update(piece)
+                    size += len(piece)
+                    f.write(piece)
+        if size != original["size"] or digest.hexdigest() != original["sha256"]:
+            raise RestoreError("restored data fails its length/sha256 check; nothing was written")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def restore_bytes(header: dict, sections: dict, progress=None) -> bytes:
+    """The original bytes in memory, proved by length and sha256."""
+    table = unpack_table(sections[TOKENIZER])
+    data = b"".join(piece for tokens in decode_shards(header, sections, progress) for piece in iter_detokenized(tokens, table))
+    original = header["original"]
+    if len(data) != original["size"] or hashlib.sha256(data).hexdigest() != original["sha256"]:
+        raise RestoreError("restored data fails its length/sha256 check; nothing was written")
+    return data
 
 
 def _text_progress(started: float):
@@ -78,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--output", required=True, help="where to write the restored file")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="decode shards in this many processes")
     parser.add_argument("--archive", default=sys.argv[0], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -85,10 +145,12 @@ def main(argv=None) -> int:
             raise RestoreError(f"{args.output} already exists (use --force to replace it)")
         if os.path.abspath(args.output) == os.path.abspath(args.archive):
             raise RestoreError("the output would overwrite the archive itself")
+        if args.jobs < 1:
+            raise RestoreError("--jobs must be at least 1")
         header, sections = read_archive(args.archive)
-        progress = None if args.quiet or not sys.stderr.isatty() else _text_progress(time.monotonic())
-        data = restore_bytes(header, sections, progress)
-        write_atomically(args.output, data)
+        check_format(header)
+        progress = None if args.quiet or args.jobs > 1 or not sys.stderr.isatty() else _text_progress(time.monotonic())
+        write_restored(header, sections, decode_shards(header, sections, progress, args.jobs), args.output)
     except (RestoreError, ArchiveCorrupt, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

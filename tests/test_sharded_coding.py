@@ -1,0 +1,189 @@
+"""Bounded-memory coding (coder blocks, chunked tokenization) and sharded coding across
+processes: the archive bytes depend on the shard count only, and any number of processes
+decodes them byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import tokenize_file as tokenize_module
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.errors import UserError
+from pipeline.pack import pack
+from pipeline.run_dir import fresh_tokens, open_tokens
+from pipeline.train import train
+from pipeline.unpack import unpack
+from submissions.decoder import codec
+from submissions.decoder.context_model import ContextModel
+from submissions.decoder.mixing_model import ContextMixingModel
+from submissions.decoder.rans import CorruptPayload
+from tests.coding import PROB_BITS
+from tokenizer import load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_MIX = dict(table_bits=16, orders=(1, 2), byte_contexts=((0, 1), (0, 2)), match_lengths=(3,))
+CONFIG = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMALL_MIX), CoderConfig(n_streams=8))
+
+
+def _code(model, tokens, streams, block):
+    payload = codec.encode(model(), tokens, streams, PROB_BITS, block=block)
+    return payload, codec.decode(model(), payload, len(tokens), streams, PROB_BITS, block=block)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 299), min_size=1, max_size=400), st.integers(1, 9), st.integers(1, 40))
+def test_blocks_round_trip_for_table_models(ids, streams, block):
+    tokens = np.array(ids, dtype=np.int64)
+    streams = codec.effective_streams(len(tokens), streams)
+    payload, decoded = _code(lambda: ContextModel(300, streams, PROB_BITS), tokens, streams, block)
+    np.testing.assert_array_equal(decoded, tokens)
+    n_blocks = max(1, -(-int(codec.stream_lengths(len(tokens), streams)[0]) // block))
+    whole = codec.encode(ContextModel(300, streams, PROB_BITS), tokens, streams, PROB_BITS)
+    assert len(payload) >= len(whole) + 8 * streams * (n_blocks - 1) - 4 * streams * n_blocks  # each block restarts its states
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(0, 299), min_size=1, max_size=300), st.integers(1, 6), st.integers(1, 30))
+def test_blocks_round_trip_for_binary_models(ids, streams, block):
+    tokens = np.array(ids, dtype=np.int64)
+    streams = codec.effective_streams(len(tokens), streams)
+    _, decoded = _code(lambda: ContextMixingModel(300, streams, PROB_BITS, **SMALL_MIX), tokens, streams, block)
+    np.testing.assert_array_equal(decoded, tokens)
+
+
+def test_decoding_with_other_block_steps_is_refused():
+    tokens = np.arange(200) % 50
+    payload = codec.encode(ContextModel(50, 4, PROB_BITS), tokens, 4, PROB_BITS, block=10)
+    with pytest.raises(CorruptPayload):
+        codec.decode(ContextModel(50, 4, PROB_BITS), payload, len(tokens), 4, PROB_BITS, block=7)
+
+
+def test_a_memory_map_codes_like_an_array(tmp_path):
+    tokens = (np.arange(3000) * 7 % 300).astype(np.uint16)
+    np.save(tmp_path / "t.npy", tokens)
+    mapped = np.load(tmp_path / "t.npy", mmap_mode="r")
+    assert codec.encode(ContextModel(300, 8, PROB_BITS), mapped, 8, PROB_BITS) == codec.encode(ContextModel(300, 8, PROB_BITS), tokens.astype(np.int64), 8, PROB_BITS)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 20))
+def test_shards_cover_the_tokens_in_order(n_tokens, n_shards):
+    sizes = codec.shard_sizes(n_tokens, n_shards)
+    assert sum(sizes) == n_tokens and len(sizes) == max(1, min(n_shards, n_tokens or 1))
+    assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
+
+
+# ---------------------------------------------------------------- chunked tokenization
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"b ", b"\n", "é".encode(), "→".encode(), "😀".encode(), b"\xff", b"\x80"]), max_size=300), st.integers(1, 40))
+def test_text_chunks_give_back_the_file_and_never_split_a_character(tmp_path_factory, pieces, chunk_bytes):
+    path = tmp_path_factory.mktemp("chunks") / "f"
+    data = b"".join(pieces)
+    path.write_bytes(data)
+    chunks = list(tokenize_module.text_chunks(path, chunk_bytes))
+    assert b"".join(chunks) == data and all(chunks)
+    if data.isascii() or all(p != b"\xff" and p != b"\x80" for p in pieces):  # valid UTF-8: every chunk decodes
+        for chunk in chunks:
+            chunk.decode("utf-8")
+
+
+def test_a_file_tokenized_in_chunks_decodes_to_itself(tmp_path, text_sample, monkeypatch):
+    monkeypatch.setattr(tokenize_module, "CHUNK_BYTES", 3000)
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_sample[:20_000])
+    train(data, tmp_path / "run", CONFIG, progress=False)
+    tokens = open_tokens(tmp_path / "run")
+    tokenizer = load_tokenizer((tmp_path / "run" / "tokenizer.model").read_bytes())
+    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
+    assert tokenizer.decode(tokens) == data.read_bytes()
+    assert fresh_tokens(tmp_path / "run", __import__("hashlib").sha256(data.read_bytes()).hexdigest(), CONFIG.tokenizer)
+
+
+# ---------------------------------------------------------------- archives
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, text_sample):
+    folder = tmp_path_factory.mktemp("sharded")
+    data = folder / "data.txt"
+    data.write_bytes(text_sample[:12_000])
+    train(data, folder / "run", CONFIG, progress=False)
+    return folder
+
+
+def _restore(archive: Path, out: Path, *extra: str) -> bytes:
+    done = subprocess.run([sys.executable, "-I", str(archive), "-q", "-o", str(out), *extra], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out.read_bytes()
+
+
+def test_shards_and_blocks_restore_byte_for_byte(small_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(codec, "BLOCK_SYMBOLS", 8 * 9 * 25)  # a block every 25 steps
+    result = pack(small_run / "run", tmp_path / "s.arc", shards=3, progress=False)
+    header = json.loads(zipfile.ZipFile(tmp_path / "s.arc").read("header.json"))
+    shards = header["coding"]["shards"]
+    assert [s["tokens"] for s in shards] == codec.shard_sizes(result.n_tokens, 3) and header["coding"]["block_steps"] == 25
+    assert sum(s["bytes"] for s in shards) == result.payload_bits // 8
+    original = (small_run / "data.txt").read_bytes()
+    assert _restore(tmp_path / "s.arc", tmp_path / "one") == original
+    assert _restore(tmp_path / "s.arc", tmp_path / "two", "--jobs", "2") == original
+
+
+def test_a_corrupt_shard_size_is_refused_and_nothing_is_written(small_run, tmp_path):
+    pack(small_run / "run", tmp_path / "s.arc", shards=2, progress=False)
+    with zipfile.ZipFile(tmp_path / "s.arc") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["header.json"])
+    header["coding"]["shards"][0]["bytes"] += 4
+    members["header.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "bad.arc", "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    done = subprocess.run([sys.executable, "-I", str(tmp_path / "bad.arc"), "-q", "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "payload size does not match its shards" in done.stderr
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match="does not match"):
+        unpack(tmp_path / "bad.arc", tmp_path / "out2", progress=False)
+
+
+def _run(command: list[str]) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+
+def _torchrun(nproc: int, *args: str) -> None:
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline", *args])
+
+
+def test_two_processes_encode_what_one_decodes_and_the_reverse(small_run, tmp_path):
+    """2 gloo processes (`--nproc 2` starts torchrun; unpack under torchrun itself): the archive is byte-identical to the one-process
+    archive of the same shards; it restores in one process, and a one-process archive
+    decodes in two."""
+    run, original = small_run / "run", (small_run / "data.txt").read_bytes()
+    pack(run, tmp_path / "one.arc", shards=3, progress=False)
+    _run([sys.executable, "-m", "pipeline", "pack", str(run), "-o", str(tmp_path / "two.arc"), "--shards", "3", "--nproc", "2", "-q"])
+    assert (tmp_path / "two.arc").read_bytes() == (tmp_path / "one.arc").read_bytes()
+    assert _restore(tmp_path / "two.arc", tmp_path / "restored") == original
+    _torchrun(2, "unpack", str(tmp_path / "one.arc"), "-o", str(tmp_path / "unpacked"), "-q")
+    assert (tmp_path / "unpacked").read_bytes() == original
+
+
+def test_a_context_model_archive_shards_too(tmp_path, text_sample):
+    config = PipelineConfig(TokenizerConfig(vocab_size=320), ContextModelConfig(), CoderConfig(n_streams=4, shards=2))
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_sample[:5000])
+    train(data, tmp_path / "run", config, progress=False)
+    pack(tmp_path / "run", tmp_path / "c.arc", progress=False)  # shards from the run's config
+    assert len(json.loads(zipfile.ZipFile(tmp_path / "c.arc").read("header.json"))["coding"]["shards"]) == 2
+    assert unpack(tmp_path / "c.arc", tmp_path / "out", progress=False).size == 5000
+    assert (tmp_path / "out").read_bytes() == data.read_bytes()
