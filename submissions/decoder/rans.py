@@ -110,7 +110,7 @@ class RansDecoder:
             raise CorruptPayload("payload has the wrong length")
         self.prob_bits = prob_bits
         self.n_streams = n_streams
-        self.words = np.frombuffer(payload, dtype="<u4").astype(np.uint64)  # states are pairs of words
+        self.words = np.frombuffer(payload, dtype="<u4")  # a view, no copy; states are pairs of words
         self.position = 0
         self._read_states()
 
@@ -119,7 +119,7 @@ class RansDecoder:
         end = self.position + 2 * self.n_streams
         if end > len(self.words):
             raise CorruptPayload("payload ended early")
-        pairs = self.words[self.position : end].reshape(-1, 2)
+        pairs = self.words[self.position : end].astype(np.uint64).reshape(-1, 2)
         self.state = pairs[:, 0] | (pairs[:, 1] << np.uint64(WORD_BITS))
         self.position = end
         if np.any(self.state < STATE_LOW):
@@ -154,7 +154,7 @@ class RansDecoder:
         if n_refill:
             if self.position + n_refill > len(self.words):
                 raise CorruptPayload("payload ended early")
-            x[refill] = (x[refill] << np.uint64(WORD_BITS)) | self.words[self.position : self.position + n_refill]
+            x[refill] = (x[refill] << np.uint64(WORD_BITS)) | self.words[self.position : self.position + n_refill].astype(np.uint64)
             self.position += n_refill
         self.state[:k] = x
 
