@@ -12,7 +12,7 @@ what else runs, and each row records the load average it ran under:
 * train: `pipeline train` (the context model: tokenizer training + tokenizing; a neural
   model: also its training) -> tokens/s;
 * encode: `pipeline pack`'s coding loop -> input bytes/s;
-* decode: the archive's decoder (restore_bytes, the code every archive carries), checked
+* decode: the archive's decoder (decode_shards + write_restored, the code every archive carries), checked
   byte for byte against the input -> input bytes/s.
 
 Devices: the CPU always; CUDA too when torch sees it and the model can use it (the context
@@ -196,10 +196,10 @@ def _stage(stage: str, args: dict) -> dict:
         if args["device"] == "cuda":  # where the decoder runs is the environment's choice (neural_model.py)
             os.environ.update(HUTTER_BACKEND="torch", HUTTER_DEVICE="cuda")
         from submissions.decoder.container import read_archive
-        from submissions.decoder.restore import restore_bytes
+        from submissions.decoder.restore import decode_shards, write_restored
 
         header, sections = read_archive(args["archive"])
-        Path(args["output"]).write_bytes(restore_bytes(header, sections))
+        write_restored(header, sections, decode_shards(header, sections), args["output"])
         return {}
     raise ValueError(f"unknown stage {stage}")
 
@@ -378,7 +378,7 @@ def markdown(result: BenchResult, command: str) -> str:
         f"(this machine has {m.get('cpus_usable') or m.get('cpu_count')} CPUs; above that, other work was competing and the wall rates are pessimistic).",
         "- train tok/s: tokens through the training stage per second "
         + ("(the neural model's training steps x batch x context)." if result.model == "neural" else f"(the {result.model} model has nothing to train: tokenizer training + tokenizing)."),
-        "- decode: the decoder every archive carries (restore_bytes), output compared with the input byte for byte.",
+        "- decode: the decoder every archive carries (decode_shards, write_restored), output compared with the input byte for byte.",
         "- Inputs longer than the data file are the file repeated, labelled so: they measure speed, not compression.",
     ]
     lines += [f"- {note}" for note in result.notes]

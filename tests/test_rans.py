@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from submissions.decoder.frequencies import normalize_frequencies, symbol_intervals
-from submissions.decoder.rans import CorruptPayload, RansDecoder, RansEncoder
+from submissions.decoder.encoding import RansEncoder
+from submissions.decoder.rans import CorruptPayload, RansDecoder
 
 
 def code_and_decode(tables: list[np.ndarray], symbols: list[np.ndarray], n_streams: int, prob_bits: int) -> bytes:

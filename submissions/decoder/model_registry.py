@@ -17,6 +17,7 @@ MODEL_KINDS = {
 # a mixing model with a neural input carries both module sets (program_kind)
 MODEL_KINDS["mix+neural"] = ("mixing_model", "ContextMixingModel", MODEL_KINDS["mix"][2] + MODEL_KINDS["neural"][2])
 MODEL_MODULES = {module for _, _, modules in MODEL_KINDS.values() for module in modules}
+ENCODER_MODULES = {"encoding"}  # the encoder side: pack imports it, archives never need it
 
 
 def model_class(kind: str):
@@ -42,8 +43,9 @@ def runtime_of(model_config: dict) -> list[str]:
 
 
 def unused_modules(kind: str) -> set[str]:
-    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models."""
-    return MODEL_MODULES - set(MODEL_KINDS[kind][2])
+    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
+    the encoder side."""
+    return MODEL_MODULES - set(MODEL_KINDS[kind][2]) | ENCODER_MODULES
 
 
 def program_kind(model_config: dict) -> str:

@@ -40,70 +40,8 @@ def binary_intervals(zero_freqs: np.ndarray, bits: np.ndarray, prob_bits: int) -
     return np.where(one, zero, np.uint64(0)), np.where(one, total - zero, zero)
 
 
-class RansEncoder:
-    """Collects (start, freq) per step, then codes them backwards block by block.
-
-    A block (see `end_block`) is coded on its own: it starts from fresh states and
-    writes its n_streams initial states and then its words. The encoder holds one
-    block's intervals (8 bytes a symbol) at a time, so its memory does not grow with
-    the input; a one-block payload is states followed by words."""
-
-    def __init__(self, n_streams: int, prob_bits: int):
-        if not 1 <= prob_bits <= MAX_PROB_BITS:
-            raise ValueError(f"prob_bits must be in 1..{MAX_PROB_BITS}")
-        self.n_streams = n_streams
-        self.prob_bits = prob_bits
-        self._steps: list[tuple[np.ndarray, np.ndarray]] = []
-        self._blocks: list[bytes] = []
-        self._ideal_bits = 0.0
-
-    def put(self, starts: np.ndarray, freqs: np.ndarray) -> None:
-        """One step: symbol intervals of streams 0..k-1 (active streams form a prefix).
-        Both fit 32 bits (prob_bits <= 31), which halves what a block holds."""
-        self._steps.append((np.asarray(starts).astype(np.uint32), np.asarray(freqs).astype(np.uint32)))
-
-    def ideal_bits(self) -> float:
-        """Sum of -log2(freq / 2**prob_bits) over every symbol put: the model's code length,
-        which the payload matches up to the coder's few bytes per stream and block. Reporting
-        only: float log2 never steers coding."""
-        return self._ideal_bits + self._block_ideal_bits()
-
-    def _block_ideal_bits(self) -> float:
-        return float(sum(self.prob_bits * len(f) - np.log2(f.astype(np.float64)).sum() for _, f in self._steps))
-
-    def end_block(self) -> None:
-        """Code the steps put since the last block; the decoder calls next_block at the same step."""
-        self._ideal_bits += self._block_ideal_bits()
-        self._blocks.append(self._code_block())
-        self._steps = []
-
-    def finish(self) -> bytes:
-        """Code the last block; return every block's states and words."""
-        if self._steps or not self._blocks:
-            self.end_block()
-        return b"".join(self._blocks)
-
-    def _code_block(self) -> bytes:
-        """Code the block's steps in reverse: initial states followed by the word buffer."""
-        shift = np.uint64(self.prob_bits)
-        x_max_unit = np.uint64(((STATE_LOW >> self.prob_bits) << WORD_BITS))
-        state = np.full(self.n_streams, STATE_LOW, dtype=np.uint64)
-        chunks: list[np.ndarray] = []
-        for starts, freqs in reversed(self._steps):
-            starts, freqs = starts.astype(np.uint64), freqs.astype(np.uint64)
-            k = len(freqs)
-            x = state[:k]
-            flush = x >= x_max_unit * freqs
-            if flush.any():
-                chunks.append((x[flush] & np.uint64(WORD_MASK)).astype(np.uint32))
-                x[flush] >>= np.uint64(WORD_BITS)
-            state[:k] = ((x // freqs) << shift) + (x % freqs) + starts
-        words = np.concatenate(chunks[::-1]) if chunks else np.zeros(0, np.uint32)
-        return state.astype("<u8").tobytes() + words.astype("<u4").tobytes()
-
-
 class RansDecoder:
-    """Reads symbols step by step from the buffer written by RansEncoder.finish."""
+    """Reads symbols step by step from the buffer written by RansEncoder.finish (encoding.py)."""
 
     def __init__(self, payload: bytes, n_streams: int, prob_bits: int):
         if len(payload) < 8 * n_streams or len(payload) % 4:

@@ -104,16 +104,6 @@ def write_restored(header: dict, sections: dict, shard_tokens, path: str) -> Non
             os.unlink(tmp)
 
 
-def restore_bytes(header: dict, sections: dict, progress=None) -> bytes:
-    """The original bytes in memory, proved by length and sha256."""
-    table = unpack_table(sections[TOKENIZER])
-    data = b"".join(piece for tokens in decode_shards(header, sections, progress) for piece in iter_detokenized(tokens, table))
-    original = header["original"]
-    if len(data) != original["size"] or hashlib.sha256(data).hexdigest() != original["sha256"]:
-        raise RestoreError("restored data fails its length/sha256 check; nothing was written")
-    return data
-
-
 def _text_progress(started: float):
     """A light progress line on stderr (the archive carries no progress library)."""
     last = [0.0]
