@@ -184,9 +184,12 @@ def pack(
 ) -> None:
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
     with user_errors(), _rank_errors():
+        from pipeline.fileio import check_output, require_file
         from pipeline.pack import pack as run_pack
 
-        if nproc != 1:
+        if nproc != 1:  # refuse the common mistakes once, before the processes start
+            require_file(run / "config.json", "run folder's config")
+            check_output(output, force)
             _relaunch(ctx, nproc)
         result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device, shards=shards)
         if result is None:  # another rank's share, written by rank 0
@@ -216,9 +219,12 @@ def unpack(
 ) -> None:
     """Restore an archive's file with the decoder it carries, in one process or (--nproc, torchrun) many."""
     with user_errors(), _rank_errors():
+        from pipeline.fileio import check_output, require_file
         from pipeline.unpack import unpack as run_unpack
 
-        if nproc != 1:
+        if nproc != 1:  # refuse the common mistakes once, before the processes start
+            require_file(archive, "archive")
+            check_output(output, force, inputs=(archive,))
             _relaunch(ctx, nproc)
         result = run_unpack(archive, output, force=force, progress=not quiet)
         if result is not None:

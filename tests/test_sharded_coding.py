@@ -187,3 +187,13 @@ def test_a_context_model_archive_shards_too(tmp_path, text_sample):
     assert len(json.loads(zipfile.ZipFile(tmp_path / "c.arc").read("header.json"))["coding"]["shards"]) == 2
     assert unpack(tmp_path / "c.arc", tmp_path / "out", progress=False).size == 5000
     assert (tmp_path / "out").read_bytes() == data.read_bytes()
+
+
+def test_nproc_refuses_an_existing_output_before_starting_processes(small_run, tmp_path):
+    (tmp_path / "taken.arc").write_bytes(b"x")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "pack", str(small_run / "run"), "-o", str(tmp_path / "taken.arc"), "--nproc", "2"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"error: {tmp_path / 'taken.arc'} already exists (use --force to replace it)"]
+    assert (tmp_path / "taken.arc").read_bytes() == b"x"
