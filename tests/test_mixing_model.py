@@ -111,7 +111,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "ea1dec8869a0e689"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "a41502eaae6ad48d"
 
 
 def test_a_changed_payload_is_refused():

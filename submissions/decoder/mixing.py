@@ -3,7 +3,7 @@
 All state is shared by the B streams, which advance in lock step. Several
 streams may touch one cell in the same step, so every update is a sum
 (np.add.at, whose result does not depend on the order of the streams) and any
-follow-up (discounting, halving) is a function of the cell's new value and of
+follow-up (halving) is a function of the cell's new value and of
 what the step added to it, so duplicate cells all compute the same value.
 """
 
@@ -29,9 +29,10 @@ def count_class_table(limit: int) -> np.ndarray:
 
 
 class BitCounts:
-    """Counts of 0s and 1s per cell of a hashed table, with the nonstationary update of
-    PAQ-like models: seeing only one bit value in a step discounts the other count (old news
-    fades), and counts past `limit` are halved. Each cell keeps a 16-bit check of the context
+    """Counts of 0s and 1s per cell of a hashed table; counts past `limit` are halved (old
+    news fades). No discounting of the other count when one bit value repeats (PAQ's
+    nonstationary update): on enwik6 plain counts code 0.4% smaller, the last bit seen being
+    part of the state the count map learns from. Each cell keeps a 16-bit check of the context
     that owns it: another context hashed there reads an empty cell and, when the owner is
     still young and none of its streams touches the cell in that step, takes it over (the
     largest check wins). Most long contexts occur once; this keeps them from overwriting
@@ -69,9 +70,7 @@ class BitCounts:
         np.add.at(self.cells, cells, (1 << (16 * bits)).astype(np.uint64))
         after = self.cells[cells].astype(np.int64)
         n0, n1 = after & COUNT_MASK, after >> 16 & COUNT_MASK
-        got0, got1 = n0 > before & COUNT_MASK, n1 > before >> 16 & COUNT_MASK
-        n0 = np.where(got1 & ~got0 & (n0 > 2), (n0 >> 1) + 1, n0)
-        n1 = np.where(got0 & ~got1 & (n1 > 2), (n1 >> 1) + 1, n1)
+        got1 = n1 > before >> 16 & COUNT_MASK
         over = n0 + n1 > self.limit
         n0, n1 = np.where(over, n0 >> 1, n0), np.where(over, n1 >> 1, n1)
         self.cells[cells] = (after >> 48 << 48 | got1.astype(np.int64) << 32 | n1 << 16 | n0).astype(np.uint64)
@@ -105,7 +104,7 @@ class Refiner(CountMap):
     stretched input falls between two of REFINER_KNOTS knots of its context; the output
     interpolates their probabilities and the nearer knot learns the bit."""
 
-    def __init__(self, contexts: int, limit: int = 255, prior: int = 16):
+    def __init__(self, contexts: int, limit: int = 4095, prior: int = 16):
         super().__init__(contexts * REFINER_KNOTS, limit)
         centers = np.arange(REFINER_KNOTS) * 4096 // (REFINER_KNOTS - 1) - 2048
         ones = (np.clip(squash(centers), 1, PROB_ONE - 1) * prior) >> PROB_BITS

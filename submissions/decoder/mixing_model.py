@@ -14,7 +14,9 @@ Contexts, each a hashed table of bit counts per (context, node):
   current token (across token borders, from the token -> bytes table), which
   lets different tokenizations of the same text share statistics;
 - the current word and the current + previous word (`word`).
-A count pair becomes a probability through a map learned per context kind.
+A count pair becomes a probability through a map learned per context kind. A context
+reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
+else the one with fewer counts, so recurring contexts collide less at equal memory.
 Match models (match_model.py) predict the token that followed the last
 occurrence of the current n tokens, for each n in `match_lengths`. A neural
 model, when the config has one, is one more input: its integer frequencies
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .logistic import PROB_BITS, PROB_ONE, stretch
+from .logistic import PROB_BITS, PROB_ONE, squash, stretch
 from .match_model import CLASSES as MATCH_CLASSES
 from .match_model import MatchModel
 from .mixing import CELL_STATES, BitCounts, CountMap, Mixers, Refiner
@@ -107,8 +109,13 @@ class ContextMixingModel:
         self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits])
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
-        self.final_mixer = Mixers(self.n_bits, len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
+        # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
+        # by depth, (depth, match length), (depth, contexts seen), (depth, last byte)
+        self.final_sets = np.array([1, MATCH_CLASSES, n_contexts, 256]) * self.n_bits
+        self.final_offsets = np.concatenate([[0], np.cumsum(self.final_sets)[:-1]])
+        self.final_mixer = Mixers(int(self.final_sets.sum()), len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
         self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
+        self.match_refiner = Refiner(MATCH_CLASSES * 2 * self.n_bits)  # by (match length, expected bit, depth)
 
         history = max([1, *match_lengths] + [max(c) + 1 for c in self.token_contexts if c])
         self.history = np.zeros((n_streams, history), dtype=np.int64)  # token + 1, newest first; 0 = none
@@ -205,6 +212,17 @@ class ContextMixingModel:
         p = ((end - middle) << PROB_BITS) // np.maximum(end - start, 1)
         return stretch(np.clip(p, 1, PROB_ONE - 1))[:, None]
 
+    def _two_way(self, first: np.ndarray, checks: np.ndarray) -> np.ndarray:
+        """Each context's cell of the pair (first, first ^ 1), from the table before this step:
+        the one holding the context's check, else the one with fewer counts (first on a tie).
+        Every stream reads the same table, so the choice does not depend on stream order."""
+        second = first ^ 1
+        a, b = self.counts.cells[first].astype(np.int64), self.counts.cells[second].astype(np.int64)
+        size_a = (a & 0xFFFF) + (a >> 16 & 0xFFFF)
+        size_b = (b & 0xFFFF) + (b >> 16 & 0xFFFF)
+        use_second = (a >> 48 != checks) & ((b >> 48 == checks) | (size_b < size_a))
+        return np.where(use_second, second, first)
+
     @staticmethod
     def _slots(hashes: np.ndarray, size: int) -> np.ndarray:
         """The top bits of a hash: an index below size (a power of two)."""
@@ -218,8 +236,9 @@ class ContextMixingModel:
         node, depth, k = self.node, self.depth, self.k
         below = self.n_bits - depth - 1
         hashed = (self.context_hashes ^ (node.astype(np.uint64) * NODE_MULTIPLIER)[:, None]) * HASH_MULTIPLIER
-        self.cells = np.concatenate([node[:, None], (1 << self.n_bits) + self._slots(hashed, 1 << self.table_bits)], axis=1)
         checks = (hashed >> np.uint64(49 - self.table_bits)).astype(np.int64) & 0x7FFF  # 15 bits below the slot's (int64-safe)
+        slots = self._two_way((1 << self.n_bits) + self._slots(hashed, 1 << self.table_bits), checks)
+        self.cells = np.concatenate([node[:, None], slots], axis=1)
         self.checks = np.concatenate([np.zeros((k, 1), dtype=np.int64), checks], axis=1)
         states, seen = self.counts.states(self.cells, self.checks)
         self.map_cells = states + self.map_offsets
@@ -232,11 +251,16 @@ class ContextMixingModel:
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
         sets = np.stack(by_depth + [node], axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
-        self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), np.full((k, 1), depth))
-        self.mixer_p = self.final_mixer.p[:, 0]
+        finals = np.stack([np.full(k, depth), depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
+        dots = self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), finals + self.final_offsets)
+        self.mixer_p = np.clip(squash(dots.sum(axis=1) // len(self.final_sets)), 1, PROB_ONE - 1)
         order1 = (1 << self.n_bits) + (self.cells[:, 1] & 0xFFFF if self.cells.shape[1] > 1 else node)
         refined = self.refiner.refine(self.mixer_p[:, None], np.stack([node, order1], axis=1))
-        self.p = (2 * self.mixer_p + refined.sum(axis=1)) >> 2
+        p = (2 * self.mixer_p + refined.sum(axis=1)) >> 2
+        # a third refiner, by the match model's state, on the result: half of the final output
+        expected = self.matches[0].expected & (match_class > 0) if self.matches else np.zeros(k, dtype=np.int64)
+        by_match = (match_class * 2 + expected) * self.n_bits + depth
+        self.p = (p + self.match_refiner.refine(p[:, None], by_match[:, None])[:, 0]) >> 1
         zero = (PROB_ONE - self.p) << (self.prob_bits - PROB_BITS)
         one_possible = ((2 * node + 1) << below) - (1 << self.n_bits) < self.vocab_size
         return np.where(one_possible, zero, 1 << self.prob_bits)
@@ -252,5 +276,6 @@ class ContextMixingModel:
         self.mixers.learn(bits)
         self.final_mixer.learn(bits)
         self.refiner.learn(bits)
+        self.match_refiner.learn(bits)
         self.node = 2 * self.node + bits
         self.depth += 1
