@@ -58,10 +58,11 @@ class MixingModelConfig:
     byte and word contexts, a match model, logistic mixers and refiners; nothing to train."""
 
     kind: str = "mix"
-    orders: tuple = (1, 2, 3)  # token context orders (order 0 is always there)
+    orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
     sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
     byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
-    word: bool = True  # contexts of the current word and the word before it
+    word: bool = True  # contexts of the current word, with the word before it, with the last token
+    lines: bool = True  # column contexts: the column with the last byte / the word; the byte above
     table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
     match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share

@@ -16,7 +16,7 @@ from submissions.decoder.mixing_model import ContextMixingModel
 
 PROB_BITS = 28
 SMALL = dict(table_bits=12)  # tiny tables: fast, and full of hash collisions
-TEXT_TABLE = [bytes([i]) for i in range(256)] + [b" the", b"ing ", b"\n", b"[[", b"\xe2\x96\x81", b""]
+TEXT_TABLE = [bytes([i]) for i in range(256)] + [b" the", b"ing ", b"\n", b"[[", b"\xe2\x96\x81", b"", b"|\n|-\n", b"\n\n"]
 
 
 def round_trip(tokens: np.ndarray, vocab: int, n_streams: int, **params) -> bytes:
@@ -50,6 +50,29 @@ def test_round_trip_bytes_with_collisions_and_halving(data, n_streams):
 def test_round_trip_with_a_token_text_table(tokens, n_streams):
     """Multi-byte, empty and 3-byte tokens drive the byte history and word contexts."""
     round_trip(np.array(tokens, dtype=np.int64), len(TEXT_TABLE), n_streams, token_bytes=TEXT_TABLE, **SMALL)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(0, len(TEXT_TABLE) - 1), max_size=600), st.integers(1, 3))
+def test_column_and_byte_above_follow_the_text(tokens, n_streams):
+    """The line contexts' column and byte above (same column, line before) match the text."""
+    model = ContextMixingModel(len(TEXT_TABLE), n_streams, PROB_BITS, token_bytes=TEXT_TABLE, **SMALL)
+    texts = [b""] * n_streams
+    prev = np.full(n_streams, -1)
+    for i in range(0, len(tokens) - n_streams + 1, n_streams):
+        model.begin(prev, n_streams)
+        for s in range(n_streams):
+            text = texts[s]
+            start = text.rfind(b"\n") + 1
+            column = len(text) - start
+            line_before = text[text.rfind(b"\n", 0, start - 1) + 1 : start - 1] if start else b""
+            expected = [line_before[column + j] if column + j < len(line_before) else 256 for j in (0, 1)]
+            got_column = model.text_length[s] - model.line_start[s]
+            assert got_column == column
+            assert [int(model._above(n_streams, model.text_length[:n_streams] - model.line_start[:n_streams], j)[s]) for j in (0, 1)] == expected
+        prev = np.array(tokens[i : i + n_streams])
+        for s in range(n_streams):
+            texts[s] += TEXT_TABLE[prev[s]]
 
 
 def test_single_token_vocabulary_codes_to_nothing_but_the_coder_states():
@@ -111,7 +134,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "a41502eaae6ad48d"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "5f32214c007abf6f"
 
 
 def test_a_changed_payload_is_refused():

@@ -13,7 +13,10 @@ Contexts, each a hashed table of bit counts per (context, node):
 - `byte_contexts` (skip, n): n bytes of text ending `skip` bytes before the
   current token (across token borders, from the token -> bytes table), which
   lets different tokenizations of the same text share statistics;
-- the current word and the current + previous word (`word`).
+- the current word, the current + previous word, and the current word + the last token (`word`);
+- `lines`: the column (bytes since the last newline) with the last byte and with the current
+  word, and the byte above (same column, line before) with the last byte, and with the byte after
+  it and the last two bytes: tables, lists and aligned markup repeat by column.
 A count pair becomes a probability through a map learned per context kind. A context
 reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
 else the one with fewer counts, so recurring contexts collide less at equal memory.
@@ -39,6 +42,7 @@ NODE_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
 MATCH_TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
 MAP_LIMIT = 4095  # count maps halve past this many observations per cell
 BIAS = 256  # the constant input of every mixer
+COLUMN_CAP = 63  # columns past this share one context
 
 
 def _salt(kind: int) -> np.uint64:
@@ -48,12 +52,17 @@ def _salt(kind: int) -> np.uint64:
 
 def _text_tables(token_bytes: list) -> dict:
     """Per token id: its last 8 bytes (and how many), whether it ends a word (holds a byte that
-    is neither a letter nor a digit) and a hash of what follows its last such byte."""
+    is neither a letter nor a digit), a hash of what follows its last such byte, its bytes
+    (zero-padded) and length, how many bytes follow its last newline (-1: none) and where the
+    line before that one starts in it (-1: not in the token)."""
+    width = max(1, max(map(len, token_bytes)))
     def is_letter(b: int) -> bool:
         return b >= 0x80 or chr(b).isalnum()
 
-    tails, breaks, word_tails = [], [], []
+    tails, breaks, word_tails, after_newline, two_newlines = [], [], [], [], []
     for text in token_bytes:
+        after_newline.append(len(text) - 1 - text.rindex(b"\n") if b"\n" in text else -1)
+        two_newlines.append(text.rindex(b"\n", 0, text.rindex(b"\n")) + 1 if text.count(b"\n") > 1 else -1)
         tails.append(text[-8:])
         cut = max([i for i, b in enumerate(text) if not is_letter(b)], default=-1)
         breaks.append(cut >= 0)
@@ -63,6 +72,10 @@ def _text_tables(token_bytes: list) -> dict:
         "tail_bits": np.array([8 * len(t) for t in tails], dtype=np.uint64),
         "breaks": np.array(breaks, dtype=bool),
         "word_tail": np.array(word_tails, dtype=np.uint64) * HASH_MULTIPLIER,
+        "bytes": np.array([list(t) + [0] * (width - len(t)) for t in token_bytes], dtype=np.uint8),
+        "length": np.array([len(t) for t in token_bytes], dtype=np.int64),
+        "after_newline": np.array(after_newline, dtype=np.int64),
+        "line_in_token": np.array(two_newlines, dtype=np.int64),
     }
 
 
@@ -76,10 +89,11 @@ class ContextMixingModel:
         vocab_size: int,
         n_streams: int,
         prob_bits: int,
-        orders: tuple = (1, 2, 3),
+        orders: tuple = (1, 2, 3, 4),
         sparse: tuple = ((1,),),
         byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3)),
         word: bool = True,
+        lines: bool = True,
         table_bits: int = 25,
         count_limit: int = 255,
         match_lengths: tuple = (2, 5),
@@ -91,13 +105,13 @@ class ContextMixingModel:
         self.n_bits = max(1, (vocab_size - 1).bit_length())
         self.token_contexts = [tuple(range(k)) for k in orders] + [tuple(c) for c in sparse]
         self.byte_contexts = [(int(skip), int(n)) for skip, n in byte_contexts]
-        self.word = word
+        self.word, self.lines = word, lines
         self.table_bits = table_bits
         if token_bytes is None:  # a bytes-only vocabulary: token i is byte i
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 2 * word
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 4 * lines
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -122,13 +136,19 @@ class ContextMixingModel:
         self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
         self.previous_word = np.zeros(n_streams, dtype=np.uint64)
+        # every stream's text (grows by doubling), for the byte above; where its current line
+        # and the line before start (-1: none yet)
+        self.text_log = np.zeros((n_streams, 4096 if lines else 0), dtype=np.uint8)
+        self.text_length = np.zeros(n_streams, dtype=np.int64)
+        self.line_start = np.zeros(n_streams, dtype=np.int64)
+        self.previous_line = np.full(n_streams, -1, dtype=np.int64)
         # every stream's tokens, by step (grows by doubling): the match models' memory of the file
         self.tokens = np.zeros((n_streams, 1024), dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
         self.step = 0
 
     @classmethod
     def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
-        names = ("orders", "sparse", "byte_contexts", "word", "table_bits", "count_limit", "match_lengths", "learning_rate")
+        names = ("orders", "sparse", "byte_contexts", "word", "lines", "table_bits", "count_limit", "match_lengths", "learning_rate")
         neural = None
         if config.get("neural"):
             from .neural_model import NeuralModel
@@ -175,6 +195,25 @@ class ContextMixingModel:
         bits, tail = self.text["tail_bits"][tokens], self.text["tail"][tokens]
         kept = self.byte_history[streams] << np.minimum(bits, np.uint64(56))  # numpy shifts >= 64 are undefined
         self.byte_history[streams] = np.where(bits >= 64, tail, np.where(bits == 0, self.byte_history[streams], kept | tail))
+        if self.lines:
+            self._record_lines(streams, tokens)
+
+    def _record_lines(self, streams: np.ndarray, tokens: np.ndarray) -> None:
+        """Append the tokens' bytes to their streams' text and move the line starts."""
+        start, length = self.text_length[streams], self.text["length"][tokens]
+        width = self.text["bytes"].shape[1]
+        while (start + width).max(initial=0) > self.text_log.shape[1]:
+            self.text_log = np.concatenate([self.text_log, np.zeros_like(self.text_log)], axis=1)
+        positions = start[:, None] + np.arange(width)
+        inside = np.arange(width) < length[:, None]
+        rows = np.broadcast_to(streams[:, None], positions.shape)
+        self.text_log[rows[inside], positions[inside]] = self.text["bytes"][tokens][inside]
+        self.text_length[streams] = start + length
+        after, in_token = self.text["after_newline"][tokens], self.text["line_in_token"][tokens]
+        newline = after >= 0
+        previous = np.where(newline, self.line_start[streams], self.previous_line[streams])
+        self.previous_line[streams] = np.where(in_token >= 0, start + in_token, previous)
+        self.line_start[streams] = np.where(newline, start + length - after, self.line_start[streams])
 
     def _hash(self, k: int, offsets: tuple, salt: int) -> np.ndarray:
         """Hash of the tokens at these offsets back (0 = the last one) for streams 0..k-1.
@@ -193,7 +232,23 @@ class ContextMixingModel:
         if self.word:
             word = (_salt(200) + self.word_hash[:k]) * HASH_MULTIPLIER
             hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
+            hashes.append((word + np.uint64(7) + self.history[:k, 0].astype(np.uint64)) * HASH_MULTIPLIER)
+        if self.lines:
+            column = self.text_length[:k] - self.line_start[:k]
+            capped = np.minimum(column, COLUMN_CAP).astype(np.uint64)
+            last, last2 = self.byte_history[:k] & np.uint64(0xFF), self.byte_history[:k] & np.uint64(0xFFFF)
+            hashes.append((_salt(300) + (capped << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            hashes.append(((_salt(301) + capped) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
+            above, after_above = self._above(k, column, 0), self._above(k, column, 1)
+            hashes.append((_salt(302) + (above << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            hashes.append((_salt(303) + (after_above << np.uint64(24) | above << np.uint64(16) | last2)) * HASH_MULTIPLIER)
         return np.stack(hashes, axis=1) if hashes else np.zeros((k, 0), dtype=np.uint64)
+
+    def _above(self, k: int, column: np.ndarray, ahead: int) -> np.ndarray:
+        """The byte of the line before at this column + ahead (256: that line is shorter or none)."""
+        at = self.previous_line[:k] + column + ahead
+        there = (self.previous_line[:k] >= 0) & (at < self.line_start[:k] - 1)
+        return np.where(there, self.text_log[np.arange(k), np.maximum(at, 0)].astype(np.int64), 256).astype(np.uint64)
 
     def _cumulative(self, freqs: np.ndarray) -> np.ndarray:
         """(k, 2**n_bits + 1): frequencies of the ids below each id (ids past the vocabulary: none)."""
