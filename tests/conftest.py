@@ -18,3 +18,15 @@ def text_sample() -> bytes:
     from pipeline.data import sample_bytes
 
     return sample_bytes()[100_000:140_000]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (training tests compare runs; two threads on a shared
+    2-core machine are slower, not faster), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

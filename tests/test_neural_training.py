@@ -23,12 +23,7 @@ def text_tokens(repeats: int = 60) -> np.ndarray:
     return np.frombuffer(TEXT * repeats, dtype=np.uint8).astype(np.uint16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(tmp_path, steps, tokens=None, config=TINY, **kwargs):
