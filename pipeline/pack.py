@@ -90,8 +90,8 @@ def pack(
         for i in mine:
             n_streams = codec.effective_streams(sizes[i], config.coder.n_streams)
             report = None if update is None else _shard_progress(update, i, mine)
-            coded[i] = codec.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
-            coded[i] = (*coded[i], n_streams)
+            payload, ideal_bits = codec.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
+            coded[i] = (payload, ideal_bits, n_streams)
         everyone = gather(coded)
     seconds = time.perf_counter() - started
     if not world.is_main:

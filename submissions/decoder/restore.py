@@ -67,12 +67,10 @@ def decode_shards(header: dict, sections: dict, progress=None, jobs: int = 1):
         with multiprocessing.get_context("fork").Pool(min(jobs, len(shards))) as pool:
             yield from pool.imap(_decode_shard_job, range(len(shards)))
         return
-    total = sum(-(-shard["tokens"] // max(shard["streams"], 1)) for shard in shards)
-    done = 0
-    for index, shard in enumerate(shards):
-        report = None if progress is None else (lambda d, t, base=done: progress(base + d, total))
+    steps = [-(-shard["tokens"] // max(shard["streams"], 1)) for shard in shards]  # the longest stream's
+    for index in range(len(shards)):
+        report = None if progress is None else (lambda d, t, base=sum(steps[:index]): progress(base + d, sum(steps)))
         yield decode_shard(header, sections, index, report)
-        done += -(-shard["tokens"] // max(shard["streams"], 1))
 
 
 _ARCHIVE = None  # (header, sections) for forked decoding workers
