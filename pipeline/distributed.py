@@ -67,22 +67,6 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def barrier() -> None:
-    dist = _dist()
-    if dist is not None:
-        dist.barrier()
-
-
-def broadcast(obj: Any, src: int = 0) -> Any:
-    """obj as rank `src` has it, in every process."""
-    dist = _dist()
-    if dist is None:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def wait_for_main(obj: Any, timeout_hours: float = 24.0) -> Any:
     """obj as rank 0 has it, in every process, however long rank 0 takes to get here (tokenizing
     a large file outlasts a group's default timeout, 10 minutes for NCCL): a gloo group of its own

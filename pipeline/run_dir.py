@@ -55,16 +55,11 @@ def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
     atomic_write_text(run / SOURCE, json.dumps(source.__dict__, indent=2))
 
 
-def save_tokens(run: Path, tokens: np.ndarray, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> None:
-    """The tokenizer and the id file, each written atomically, then their record."""
-    save_token_chunks(run, [tokens], tokens.dtype, data_sha256, tokenizer_proto, tokenizer)
-
-
 def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> int:
-    """As save_tokens, for ids that come in chunks (a file tokenized piece by piece): they are
-    appended to the .npy file as they come, and its header is finished at the end. The old
-    record goes first, so a crash half way leaves ids without a record: stale, and rebuilt on
-    resume. Returns the number of ids."""
+    """The tokenizer and the id file, each written atomically, then their record. The ids come
+    in chunks (a file tokenized piece by piece), appended to the .npy file as they come; its
+    header is finished at the end. The old record goes first, so a crash half way leaves ids
+    without a record: stale, and rebuilt on resume. Returns the number of ids."""
     run.mkdir(parents=True, exist_ok=True)
     (run / TOKEN_RECORD).unlink(missing_ok=True)
     atomic_write_bytes(run / TOKENIZER, tokenizer_proto)
