@@ -34,8 +34,8 @@ STRETCH_TABLE = np.minimum(np.searchsorted(SQUASH_TABLE, np.arange(PROB_ONE), si
 
 
 def squash(d: np.ndarray) -> np.ndarray:
-    """Log-odds (1/256 units) -> 12-bit probability in [0, 4095]."""
-    return SQUASH_TABLE[np.clip(d, -STRETCH_LIMIT, STRETCH_LIMIT) + STRETCH_LIMIT]
+    """Log-odds (1/256 units) -> 12-bit probability in [1, 4094] (the table's range)."""
+    return SQUASH_TABLE[np.minimum(np.maximum(d, -STRETCH_LIMIT), STRETCH_LIMIT) + STRETCH_LIMIT]  # np.clip: 2x slower
 
 
 def stretch(p: np.ndarray) -> np.ndarray:

@@ -21,7 +21,9 @@ A count pair becomes a probability through a map learned per context kind. A con
 reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
 else the one with fewer counts, so recurring contexts collide less at equal memory.
 Match models (match_model.py) predict the token that followed the last
-occurrence of the current n tokens, for each n in `match_lengths`. A neural
+occurrence of the current n tokens, for each n in `match_lengths`; each also gives a
+context, (its predicted token, match length), whose counts learn what really follows such
+a prediction, including when it fails. A neural
 model, when the config has one, is one more input: its integer frequencies
 over the vocabulary give P(bit | node) exactly, from cumulative sums.
 
@@ -111,7 +113,7 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 4 * lines
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 4 * lines + len(match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -119,8 +121,9 @@ class ContextMixingModel:
         self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
-        # (depth, contexts seen), (depth, last byte of text), node (which implies the depth)
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits])
+        # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
+        # (last token or none, node)
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits])
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
         # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
@@ -168,12 +171,12 @@ class ContextMixingModel:
         self.k = k
         self.node = np.ones(k, dtype=np.int64)
         self.depth = 0
+        for match in self.matches:
+            match.find(k, self.history, self.step, self.tokens)
         self.context_hashes = self._context_hashes(k)
         self.last_byte = (self.byte_history[:k] & np.uint64(255)).astype(np.int64)
         if self.neural is not None:
             self.neural_cumulative = self._cumulative(np.asarray(self.neural.step(prev))[:k])
-        for match in self.matches:
-            match.find(k, self.history, self.step, self.tokens)
         self.step += 1
 
     def _record(self, streams: np.ndarray, tokens: np.ndarray) -> None:
@@ -242,13 +245,17 @@ class ContextMixingModel:
             above, after_above = self._above(k, column, 0), self._above(k, column, 1)
             hashes.append((_salt(302) + (above << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append((_salt(303) + (after_above << np.uint64(24) | above << np.uint64(16) | last2)) * HASH_MULTIPLIER)
+        for salt, match in enumerate(self.matches, 400):  # (predicted token, length class); none: (0, 0)
+            prediction = np.where(match.classes > 0, match.predicted << 8 | match.classes, 0).astype(np.uint64)
+            hashes.append((_salt(salt) + prediction) * HASH_MULTIPLIER)
         return np.stack(hashes, axis=1) if hashes else np.zeros((k, 0), dtype=np.uint64)
 
     def _above(self, k: int, column: np.ndarray, ahead: int) -> np.ndarray:
         """The byte of the line before at this column + ahead (256: that line is shorter or none)."""
         at = self.previous_line[:k] + column + ahead
         there = (self.previous_line[:k] >= 0) & (at < self.line_start[:k] - 1)
-        return np.where(there, self.text_log[np.arange(k), np.maximum(at, 0)].astype(np.int64), 256).astype(np.uint64)
+        at = np.clip(at, 0, self.text_log.shape[1] - 1)  # where not `there`, any byte in the log will do
+        return np.where(there, self.text_log[np.arange(k), at].astype(np.int64), 256).astype(np.uint64)
 
     def _cumulative(self, freqs: np.ndarray) -> np.ndarray:
         """(k, 2**n_bits + 1): frequencies of the ids below each id (ids past the vocabulary: none)."""
@@ -304,11 +311,11 @@ class ContextMixingModel:
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
-        sets = np.stack(by_depth + [node], axis=1) + self.mixer_offsets
+        sets = np.stack(by_depth + [node, self.history[:k, 0] << self.n_bits | node], axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
         finals = np.stack([np.full(k, depth), depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
         dots = self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), finals + self.final_offsets)
-        self.mixer_p = np.clip(squash(dots.sum(axis=1) // len(self.final_sets)), 1, PROB_ONE - 1)
+        self.mixer_p = squash(dots.sum(axis=1) // len(self.final_sets))
         order1 = (1 << self.n_bits) + (self.cells[:, 1] & 0xFFFF if self.cells.shape[1] > 1 else node)
         refined = self.refiner.refine(self.mixer_p[:, None], np.stack([node, order1], axis=1))
         p = (2 * self.mixer_p + refined.sum(axis=1)) >> 2
