@@ -81,9 +81,14 @@ class MixingModelConfig:
 MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neural": NeuralModelConfig}
 
 
+AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from
+TOKENS_PER_STREAM = 1 << 16  # ... the fewest that give no stream more tokens than this
+NEURAL_STREAMS = 64  # automatic choice with a neural net: its batch per step
+
+
 @dataclass(frozen=True)
 class CoderConfig:
-    n_streams: int = 64  # independent streams advanced together (more: faster, a few bytes each)
+    n_streams: int = 0  # independent streams advanced together (more: faster, a few bytes each); 0: automatic
     prob_bits: int = 28  # coding frequencies sum to 2**prob_bits
     shards: int = 1  # pieces of the file coded independently (by as many processes as you like)
 
@@ -96,6 +101,18 @@ class PipelineConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def streams_for(self, n_tokens: int) -> int:
+        """Coding streams for n_tokens (the whole file or one shard): the configured number, or
+        when that is 0 (automatic) NEURAL_STREAMS for a model with a neural net, else the fewest
+        of AUTO_STREAMS with at most TOKENS_PER_STREAM tokens each. The online models spend
+        their time per step, and fewer, longer streams code smaller: on enwik6 16 streams
+        code 1.1% smaller than 64, in about 3x the time."""
+        if self.coder.n_streams:
+            return self.coder.n_streams
+        if self.neural_model() is not None:
+            return NEURAL_STREAMS
+        return next((s for s in AUTO_STREAMS if n_tokens <= s * TOKENS_PER_STREAM), AUTO_STREAMS[-1])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -116,13 +133,14 @@ class PipelineConfig:
             raise UserError("vocab size must be between 256 and 65536")
         if self.tokenizer.model_type not in ("bpe", "unigram"):
             raise UserError("tokenizer model type must be bpe or unigram")
-        if not 1 <= self.coder.n_streams <= 4096:
-            raise UserError("number of streams must be between 1 and 4096")
+        if not 0 <= self.coder.n_streams <= 4096:
+            raise UserError("number of streams must be between 1 and 4096 (0: automatic)")
+        most_streams = self.coder.n_streams or max(AUTO_STREAMS + (NEURAL_STREAMS,))
         if self.coder.shards < 1:
             raise UserError("the number of shards must be at least 1")
         if not 16 <= self.coder.prob_bits <= 31:
             raise UserError("prob_bits must be between 16 and 31")
-        if self.model.kind == "context" and self.model.count_limit + self.coder.n_streams >= 1 << 16:
+        if self.model.kind == "context" and self.model.count_limit + most_streams >= 1 << 16:
             raise UserError("count_limit + n_streams must stay below 65536 (uint16 counts)")
         if self.model.kind == "mix":
             if not 10 <= self.model.table_bits <= 32:
@@ -132,7 +150,7 @@ class PipelineConfig:
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
             if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):
                 raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
-            if not 2 <= self.model.count_limit < 65536 - self.coder.n_streams:
+            if not 2 <= self.model.count_limit < 65536 - most_streams:
                 raise UserError("count_limit must be at least 2 and below 65536 - n_streams (16-bit counts)")
         neural = self.neural_model()
         if neural is not None:

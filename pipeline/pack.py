@@ -82,13 +82,13 @@ def pack(
         return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
 
     binary = getattr(model_class(model_header["kind"]), "binary", False)
-    block = codec.block_steps(config.coder.n_streams, codec.symbols_per_token(binary, tokenizer.vocab_size))
+    block = codec.block_steps(max(map(config.streams_for, sizes), default=1), codec.symbols_per_token(binary, tokenizer.vocab_size))
     started = time.perf_counter()
     mine = list(range(world.rank, len(sizes), world.size))
     coded = {}
     with process_group(), progress_bar("encoding", progress and world.is_main) as update:
         for i in mine:
-            n_streams = codec.effective_streams(sizes[i], config.coder.n_streams)
+            n_streams = codec.effective_streams(sizes[i], config.streams_for(sizes[i]))
             report = None if update is None else _shard_progress(update, i, mine)
             payload, ideal_bits = codec.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
             coded[i] = (payload, ideal_bits, n_streams)

@@ -30,7 +30,7 @@ def _neural(d: int, layers: int, heads: int, context: int = 128, **bits) -> Neur
     return NeuralModelConfig(d_model=d, n_layers=layers, n_heads=heads, context=context, **bits)
 
 
-def default_candidates(streams: int = 64, minutes: float = 1.0) -> list[Candidate]:
+def default_candidates(streams: int = 0, minutes: float = 1.0) -> list[Candidate]:
     """No neural model (context mixing; the simple context model) at several vocab sizes;
     neural models from tiny to enwik8-sized."""
     coder = CoderConfig(n_streams=streams)

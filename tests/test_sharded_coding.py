@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import tokenize_file as tokenize_module
-from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.errors import UserError
 from pipeline.pack import pack
 from pipeline.run_dir import fresh_tokens, open_tokens
@@ -197,3 +197,15 @@ def test_nproc_refuses_an_existing_output_before_starting_processes(small_run, t
     )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"error: {tmp_path / 'taken.arc'} already exists (use --force to replace it)"]
     assert (tmp_path / "taken.arc").read_bytes() == b"x"
+
+
+def test_automatic_streams_follow_the_file_size():
+    """--streams 0: fewer, longer streams for small files (smaller archives), 64 for big ones
+    and with a neural net (its batch); a configured count always wins."""
+    auto = PipelineConfig(coder=CoderConfig(n_streams=0))
+    assert [auto.streams_for(n) for n in (1, 1 << 20, (1 << 20) + 1, 1 << 21, 1 << 30)] == [16, 16, 32, 32, 64]
+    assert PipelineConfig(model=MixingModelConfig(neural=NeuralModelConfig()), coder=CoderConfig(n_streams=0)).streams_for(100) == 64
+    assert PipelineConfig(coder=CoderConfig(n_streams=8)).streams_for(1 << 30) == 8
+    assert PipelineConfig().coder.n_streams == 0
+    with pytest.raises(UserError):
+        PipelineConfig(coder=CoderConfig(n_streams=-1)).validate()
