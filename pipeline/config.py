@@ -62,7 +62,8 @@ class MixingModelConfig:
     sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
     byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
     word: bool = True  # contexts of the current word, with the word before it, with the last token
-    lines: bool = True  # column contexts: the column with the last byte / the word; the byte above
+    lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
+    marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
     match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share

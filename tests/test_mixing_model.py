@@ -12,7 +12,7 @@ from submissions.decoder import codec
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.logistic import SQUASH_TABLE, squash, stretch
 from submissions.decoder.mixing import BitCounts, CountMap, Mixers
-from submissions.decoder.mixing_model import ContextMixingModel
+from submissions.decoder.mixing_model import MARKS, ContextMixingModel
 
 PROB_BITS = 28
 SMALL = dict(table_bits=12)  # tiny tables: fast, and full of hash collisions
@@ -54,8 +54,9 @@ def test_round_trip_with_a_token_text_table(tokens, n_streams):
 
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(0, len(TEXT_TABLE) - 1), max_size=600), st.integers(1, 3))
-def test_column_and_byte_above_follow_the_text(tokens, n_streams):
-    """The line contexts' column and byte above (same column, line before) match the text."""
+def test_line_and_markup_contexts_follow_the_text(tokens, n_streams):
+    """The line contexts' column, byte above (same column, line before) and the line's first
+    byte, and the last two markup bytes, match the text."""
     model = ContextMixingModel(len(TEXT_TABLE), n_streams, PROB_BITS, token_bytes=TEXT_TABLE, **SMALL)
     texts = [b""] * n_streams
     prev = np.full(n_streams, -1)
@@ -69,7 +70,11 @@ def test_column_and_byte_above_follow_the_text(tokens, n_streams):
             expected = [line_before[column + j] if column + j < len(line_before) else 256 for j in (0, 1)]
             got_column = model.text_length[s] - model.line_start[s]
             assert got_column == column
-            assert [int(model._above(n_streams, model.text_length[:n_streams] - model.line_start[:n_streams], j)[s]) for j in (0, 1)] == expected
+            columns = model.text_length[:n_streams] - model.line_start[:n_streams]
+            assert [int(model._above(n_streams, columns, j)[s]) for j in (0, 1)] == expected
+            assert model._line_head(n_streams, columns)[s] == (text[start] + 1 if column else 0)
+            marks = [b + 1 for b in text if b in MARKS]
+            assert [model.mark_before[s], model.mark[s]] == ([0, 0] + marks)[-2:]
         prev = np.array(tokens[i : i + n_streams])
         for s in range(n_streams):
             texts[s] += TEXT_TABLE[prev[s]]
@@ -141,7 +146,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "c295421184f82b48"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "ddb59a9031bef733"
 
 
 def test_a_changed_payload_is_refused():
