@@ -20,7 +20,8 @@ Contexts, each a hashed table of bit counts per (context, node):
   first byte (list, table row, heading, ...) with the last byte and with the current word;
 - `marks`: the last markup byte (one of MARKS) with the last byte and with the current word,
   and the two last markup bytes with the last byte: inside [[...]], {{...}}, <...>, a table
-  cell or after a '=' different things follow (-2% on enwik6 with the line's first byte).
+  cell or after a '=' different things follow (-2% on enwik6 with the line's first byte); the
+  last markup byte also selects a mixer's weights (-0.5%).
 A count pair becomes a probability through a map learned per context kind. A context
 reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
 else the one with fewer counts, so recurring contexts collide less at equal memory.
@@ -130,8 +131,8 @@ class ContextMixingModel:
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
         # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
-        # (last token or none, node)
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits])
+        # (last token or none, node), (last markup byte or none, node) with `marks`
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits] + [257 << self.n_bits] * marks)
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
         # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
@@ -338,7 +339,8 @@ class ContextMixingModel:
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
-        sets = np.stack(by_depth + [node, self.history[:k, 0] << self.n_bits | node], axis=1) + self.mixer_offsets
+        by_node = [node, self.history[:k, 0] << self.n_bits | node] + [self.mark[:k].astype(np.int64) << self.n_bits | node] * self.marks
+        sets = np.stack(by_depth + by_node, axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
         finals = np.stack([np.full(k, depth), depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
         dots = self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), finals + self.final_offsets)
