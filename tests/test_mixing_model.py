@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import coding
@@ -12,11 +12,11 @@ from submissions.decoder import codec
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.logistic import SQUASH_TABLE, squash, stretch
 from submissions.decoder.mixing import BitCounts, CountMap, Mixers
-from submissions.decoder.mixing_model import MARKS, ContextMixingModel
+from submissions.decoder.mixing_model import MARKS, NESTING, ContextMixingModel
 
 PROB_BITS = 28
 SMALL = dict(table_bits=12)  # tiny tables: fast, and full of hash collisions
-TEXT_TABLE = [bytes([i]) for i in range(256)] + [b" the", b"ing ", b"\n", b"[[", b"\xe2\x96\x81", b"", b"|\n|-\n", b"\n\n"]
+TEXT_TABLE = [bytes([i]) for i in range(256)] + [b" the", b"ing ", b"\n", b"[[", b"\xe2\x96\x81", b"", b"|\n|-\n", b"\n\n", b"]]", b"{{", b"}}|", b"<ref>"]
 
 
 def round_trip(tokens: np.ndarray, vocab: int, n_streams: int, **params) -> bytes:
@@ -54,11 +54,13 @@ def test_round_trip_with_a_token_text_table(tokens, n_streams):
 
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(0, len(TEXT_TABLE) - 1), max_size=600), st.integers(1, 3))
+@example([ord("<")] * 3 + [TEXT_TABLE.index(b"{{")] * 5 + [TEXT_TABLE.index(b"[[")] * 5 + [TEXT_TABLE.index(b"]]"), ord(">")] * 2, 1)
 def test_line_and_markup_contexts_follow_the_text(tokens, n_streams):
     """The line contexts' column, byte above (same column, line before) and the line's first
     byte, and the last two markup bytes, match the text."""
     model = ContextMixingModel(len(TEXT_TABLE), n_streams, PROB_BITS, token_bytes=TEXT_TABLE, **SMALL)
     texts = [b""] * n_streams
+    nesting = [[0, 0, 0] for _ in range(n_streams)]  # open minus closed, capped after each token
     prev = np.full(n_streams, -1)
     for i in range(0, len(tokens) - n_streams + 1, n_streams):
         model.begin(prev, n_streams)
@@ -75,9 +77,12 @@ def test_line_and_markup_contexts_follow_the_text(tokens, n_streams):
             assert model._line_head(n_streams, columns)[s] == (text[start] + 1 if column else 0)
             marks = [b + 1 for b in text if b in MARKS]
             assert [model.mark_before[s], model.mark[s]] == ([0, 0] + marks)[-2:]
+            assert list(model.nesting[s]) == nesting[s]
         prev = np.array(tokens[i : i + n_streams])
         for s in range(n_streams):
             texts[s] += TEXT_TABLE[prev[s]]
+            for j, (opening, closing, cap) in enumerate(NESTING):
+                nesting[s][j] = min(max(nesting[s][j] + TEXT_TABLE[prev[s]].count(opening) - TEXT_TABLE[prev[s]].count(closing), 0), cap)
 
 
 def test_single_token_vocabulary_codes_to_nothing_but_the_coder_states():
@@ -146,7 +151,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "18e74cad77e312bc"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "23a49bccd0372e88"
 
 
 def test_a_changed_payload_is_refused():

@@ -21,7 +21,9 @@ Contexts, each a hashed table of bit counts per (context, node):
 - `marks`: the last markup byte (one of MARKS) with the last byte and with the current word,
   and the two last markup bytes with the last byte: inside [[...]], {{...}}, <...>, a table
   cell or after a '=' different things follow (-2% on enwik6 with the line's first byte); the
-  last markup byte also selects a mixer's weights (-0.5%).
+  last markup byte also selects a mixer's weights (-0.5%); the nesting (brackets, braces and
+  angle brackets still open, capped at 3, 3 and 1) with the last byte, and as a mixer selector
+  (-0.3%).
 A count pair becomes a probability through a map learned per context kind. A context
 reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
 else the one with fewer counts, so recurring contexts collide less at equal memory.
@@ -51,6 +53,7 @@ MAP_LIMIT = 4095  # count maps halve past this many observations per cell
 BIAS = 256  # the constant input of every mixer
 COLUMN_CAP = 63  # columns past this share one context
 MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes of `marks` (adding .,!?-_ coded larger)
+NESTING = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # `marks`: open minus closed, capped
 
 
 def _salt(kind: int) -> np.uint64:
@@ -86,6 +89,7 @@ def _text_tables(token_bytes: list) -> dict:
         "after_newline": np.array(after_newline, dtype=np.int64),
         "line_in_token": np.array(two_newlines, dtype=np.int64),
         "marks": np.array(marks, dtype=np.uint64),  # the last two markup bytes + 1 (0: none), older first
+        "nesting": np.array([[text.count(o) - text.count(c) for o, c, _ in NESTING] for text in token_bytes], dtype=np.int64),
     }
 
 
@@ -122,7 +126,7 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 6 * lines + 3 * marks + len(match_lengths)
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 6 * lines + 4 * marks + len(match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -131,8 +135,8 @@ class ContextMixingModel:
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
         # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
-        # (last token or none, node), (last markup byte or none, node) with `marks`
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits] + [257 << self.n_bits] * marks)
+        # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node)
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits] + [257 << self.n_bits, 64 << self.n_bits] * marks)
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
         # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
@@ -150,6 +154,7 @@ class ContextMixingModel:
         self.previous_word = np.zeros(n_streams, dtype=np.uint64)
         self.mark = np.zeros(n_streams, dtype=np.uint64)  # the last markup byte + 1 (0: none yet)
         self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
+        self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
         # every stream's text (grows by doubling), for the byte above; where its current line
         # and the line before start (-1: none yet)
         self.text_log = np.zeros((n_streams, 4096 if lines else 0), dtype=np.uint8)
@@ -215,6 +220,7 @@ class ContextMixingModel:
             older, last = self.text["marks"][tokens, 0], self.text["marks"][tokens, 1]
             self.mark_before[streams] = np.where(older > 0, older, np.where(last > 0, self.mark[streams], self.mark_before[streams]))
             self.mark[streams] = np.where(last > 0, last, self.mark[streams])
+            self.nesting[streams] = np.clip(self.nesting[streams] + self.text["nesting"][tokens], 0, [cap for _, _, cap in NESTING])
 
     def _record_lines(self, streams: np.ndarray, tokens: np.ndarray) -> None:
         """Append the tokens' bytes to their streams' text and move the line starts."""
@@ -268,6 +274,8 @@ class ContextMixingModel:
             hashes.append((_salt(600) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(601) + mark) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
             hashes.append((_salt(604) + (self.mark_before[:k] << np.uint64(16) | mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            self.nest_state = self.nesting[:k, 0] * 16 + self.nesting[:k, 1] * 2 + self.nesting[:k, 2]  # below 64
+            hashes.append((_salt(900) + (self.nest_state.astype(np.uint64) << np.uint64(8) | last)) * HASH_MULTIPLIER)
         for salt, match in enumerate(self.matches, 400):  # (predicted token, length class); none: (0, 0)
             prediction = np.where(match.classes > 0, match.predicted << 8 | match.classes, 0).astype(np.uint64)
             hashes.append((_salt(salt) + prediction) * HASH_MULTIPLIER)
@@ -339,7 +347,9 @@ class ContextMixingModel:
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
-        by_node = [node, self.history[:k, 0] << self.n_bits | node] + [self.mark[:k].astype(np.int64) << self.n_bits | node] * self.marks
+        by_node = [node, self.history[:k, 0] << self.n_bits | node]
+        if self.marks:
+            by_node += [self.mark[:k].astype(np.int64) << self.n_bits | node, self.nest_state << self.n_bits | node]
         sets = np.stack(by_depth + by_node, axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
         finals = np.stack([np.full(k, depth), depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
