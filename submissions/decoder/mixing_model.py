@@ -13,7 +13,8 @@ Contexts, each a hashed table of bit counts per (context, node):
 - `byte_contexts` (skip, n): n bytes of text ending `skip` bytes before the
   current token (across token borders, from the token -> bytes table), which
   lets different tokenizations of the same text share statistics;
-- the current word, the current + previous word, and the current word + the last token (`word`);
+- the current word, the current + previous word, the current word + the last token, and the
+  current word with ASCII letters lower-cased, so that 'The' and 'the' share counts (`word`);
 - `lines`: the column (bytes since the last newline) with the last byte and with the current
   word, and the byte above (same column, line before) with the last byte, and with the byte after
   it and the last two bytes: tables, lists and aligned markup repeat by column; the line's
@@ -65,25 +66,31 @@ def _text_tables(token_bytes: list) -> dict:
     """Per token id: its last 8 bytes (and how many), whether it ends a word (holds a byte that
     is neither a letter nor a digit), a hash of what follows its last such byte, its bytes
     (zero-padded) and length, how many bytes follow its last newline (-1: none) and where the
-    line before that one starts in it (-1: not in the token)."""
+    line before that one starts in it (-1: not in the token), its markup bytes and nesting, and
+    with ASCII letters lower-cased: the id of that token (itself if none) and word tail hash."""
     width = max(1, max(map(len, token_bytes)))
     def is_letter(b: int) -> bool:
         return b >= 0x80 or chr(b).isalnum()
 
-    tails, breaks, word_tails, after_newline, two_newlines, marks = [], [], [], [], [], []
+    def word_tail(text: bytes) -> int:  # hash of what follows the last byte that is no letter
+        cut = max([i for i, b in enumerate(text) if not is_letter(b)], default=-1)
+        return int.from_bytes(text[cut + 1 :][-7:], "big") + 1
+
+    ids = {text: i for i, text in enumerate(token_bytes)}
+    tails, breaks, after_newline, two_newlines, marks = [], [], [], [], []
     for text in token_bytes:
         after_newline.append(len(text) - 1 - text.rindex(b"\n") if b"\n" in text else -1)
         two_newlines.append(text.rindex(b"\n", 0, text.rindex(b"\n")) + 1 if text.count(b"\n") > 1 else -1)
         marks.append(([0, 0] + [b + 1 for b in text if b in MARKS])[-2:])
         tails.append(text[-8:])
-        cut = max([i for i, b in enumerate(text) if not is_letter(b)], default=-1)
-        breaks.append(cut >= 0)
-        word_tails.append(int.from_bytes(text[cut + 1 :][-7:], "big") + 1)
+        breaks.append(any(not is_letter(b) for b in text))
     return {
         "tail": np.array([int.from_bytes(t, "big") for t in tails], dtype=np.uint64),
         "tail_bits": np.array([8 * len(t) for t in tails], dtype=np.uint64),
         "breaks": np.array(breaks, dtype=bool),
-        "word_tail": np.array(word_tails, dtype=np.uint64) * HASH_MULTIPLIER,
+        "word_tail": np.array([word_tail(t) for t in token_bytes], dtype=np.uint64) * HASH_MULTIPLIER,
+        "folded": np.array([ids.get(t.lower(), i) for i, t in enumerate(token_bytes)], dtype=np.uint64),
+        "folded_word_tail": np.array([word_tail(t.lower()) for t in token_bytes], dtype=np.uint64) * HASH_MULTIPLIER,
         "bytes": np.array([list(t) + [0] * (width - len(t)) for t in token_bytes], dtype=np.uint8),
         "length": np.array([len(t) for t in token_bytes], dtype=np.int64),
         "after_newline": np.array(after_newline, dtype=np.int64),
@@ -126,7 +133,7 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 3 * word + 6 * lines + 4 * marks + len(match_lengths)
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 4 * word + 6 * lines + 4 * marks + len(match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -152,6 +159,7 @@ class ContextMixingModel:
         self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
         self.previous_word = np.zeros(n_streams, dtype=np.uint64)
+        self.folded_word = np.zeros(n_streams, dtype=np.uint64)  # the same with letters lower-cased
         self.mark = np.zeros(n_streams, dtype=np.uint64)  # the last markup byte + 1 (0: none yet)
         self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
         self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
@@ -211,6 +219,8 @@ class ContextMixingModel:
         self.previous_word[streams] = np.where(breaks, words, self.previous_word[streams])
         going_on = (words + tokens.astype(np.uint64) + np.uint64(1)) * HASH_MULTIPLIER
         self.word_hash[streams] = np.where(breaks, self.text["word_tail"][tokens], going_on)
+        folded_on = (self.folded_word[streams] + self.text["folded"][tokens] + np.uint64(1)) * HASH_MULTIPLIER
+        self.folded_word[streams] = np.where(breaks, self.text["folded_word_tail"][tokens], folded_on)
         bits, tail = self.text["tail_bits"][tokens], self.text["tail"][tokens]
         kept = self.byte_history[streams] << np.minimum(bits, np.uint64(56))  # numpy shifts >= 64 are undefined
         self.byte_history[streams] = np.where(bits >= 64, tail, np.where(bits == 0, self.byte_history[streams], kept | tail))
@@ -257,6 +267,7 @@ class ContextMixingModel:
             word = (_salt(200) + self.word_hash[:k]) * HASH_MULTIPLIER
             hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
             hashes.append((word + np.uint64(7) + self.history[:k, 0].astype(np.uint64)) * HASH_MULTIPLIER)
+            hashes.append((_salt(950) + self.folded_word[:k]) * HASH_MULTIPLIER)
         if self.lines:
             column = self.text_length[:k] - self.line_start[:k]
             capped = np.minimum(column, COLUMN_CAP).astype(np.uint64)
