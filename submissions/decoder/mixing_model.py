@@ -171,6 +171,8 @@ class ContextMixingModel:
         self.previous_line = np.full(n_streams, -1, dtype=np.int64)
         # every stream's tokens, by step (grows by doubling): the match models' memory of the file
         self.tokens = np.zeros((n_streams, 1024), dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
+        self.bias = np.full((n_streams, 1), BIAS, dtype=np.int64)  # made once: np.full costs ~10 us a call
+        self.zeros = np.zeros(n_streams, dtype=np.int64)
         self.step = 0
 
     @classmethod
@@ -354,7 +356,7 @@ class ContextMixingModel:
         match_inputs = [match.input(node, depth)[:, None] for match in self.matches]
         if self.neural is not None:
             match_inputs.append(self._neural_input(node, depth))
-        inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [np.full((k, 1), BIAS)], axis=1)
+        inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [self.bias[:k]], axis=1)
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
@@ -363,8 +365,8 @@ class ContextMixingModel:
             by_node += [self.mark[:k].astype(np.int64) << self.n_bits | node, self.nest_state << self.n_bits | node]
         sets = np.stack(by_depth + by_node, axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
-        finals = np.stack([np.full(k, depth), depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
-        dots = self.final_mixer.mix(np.concatenate([mixed, np.full((k, 1), BIAS)], axis=1), finals + self.final_offsets)
+        finals = np.stack([self.zeros[:k] + depth, depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
+        dots = self.final_mixer.mix(np.concatenate([mixed, self.bias[:k]], axis=1), finals + self.final_offsets)
         self.mixer_p = squash(dots.sum(axis=1) // len(self.final_sets))
         order1 = (1 << self.n_bits) + (self.cells[:, 1] & 0xFFFF if self.cells.shape[1] > 1 else node)
         refined = self.refiner.refine(self.mixer_p[:, None], np.stack([node, order1], axis=1))
