@@ -13,8 +13,9 @@ Contexts, each a hashed table of bit counts per (context, node):
 - `byte_contexts` (skip, n): n bytes of text ending `skip` bytes before the
   current token (across token borders, from the token -> bytes table), which
   lets different tokenizations of the same text share statistics;
-- the current word, the current + previous word, the current word + the last token, and the
-  current word with ASCII letters lower-cased, so that 'The' and 'the' share counts (`word`);
+- the current word, the current + previous word, the current word + the last token, the
+  current word with ASCII letters lower-cased, so that 'The' and 'the' share counts, and the
+  two words before the current one (`word`);
 - `lines`: the column (bytes since the last newline) with the last byte and with the current
   word, and the byte above (same column, line before) with the last byte, and with the byte after
   it and the last two bytes: tables, lists and aligned markup repeat by column; the line's
@@ -133,7 +134,7 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 4 * word + 6 * lines + 4 * marks + len(match_lengths)
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 4 * marks + len(match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -160,6 +161,7 @@ class ContextMixingModel:
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
         self.previous_word = np.zeros(n_streams, dtype=np.uint64)
         self.folded_word = np.zeros(n_streams, dtype=np.uint64)  # the same with letters lower-cased
+        self.word_before = np.zeros(n_streams, dtype=np.uint64)  # the word before the previous one
         self.mark = np.zeros(n_streams, dtype=np.uint64)  # the last markup byte + 1 (0: none yet)
         self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
         self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
@@ -218,6 +220,7 @@ class ContextMixingModel:
     def _record_text(self, streams: np.ndarray, tokens: np.ndarray) -> None:
         """Byte history and word hashes after these tokens."""
         breaks, words = self.text["breaks"][tokens], self.word_hash[streams]
+        self.word_before[streams] = np.where(breaks, self.previous_word[streams], self.word_before[streams])
         self.previous_word[streams] = np.where(breaks, words, self.previous_word[streams])
         going_on = (words + tokens.astype(np.uint64) + np.uint64(1)) * HASH_MULTIPLIER
         self.word_hash[streams] = np.where(breaks, self.text["word_tail"][tokens], going_on)
@@ -270,6 +273,7 @@ class ContextMixingModel:
             hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
             hashes.append((word + np.uint64(7) + self.history[:k, 0].astype(np.uint64)) * HASH_MULTIPLIER)
             hashes.append((_salt(950) + self.folded_word[:k]) * HASH_MULTIPLIER)
+            hashes.append(((_salt(961) + self.previous_word[:k]) * HASH_MULTIPLIER ^ self.word_before[:k]) * HASH_MULTIPLIER)
         if self.lines:
             column = self.text_length[:k] - self.line_start[:k]
             capped = np.minimum(column, COLUMN_CAP).astype(np.uint64)
