@@ -97,6 +97,15 @@ def test_folded_word_context_ignores_letter_case():
     assert model.word_hash[0] != model.word_hash[1]
 
 
+def test_a_large_vocabulary_keeps_the_mixers_small():
+    """At vocab 4096, (last token, node) would be 16M weight vectors: selectors with many values
+    go with the depth instead, and coding still round-trips."""
+    model = ContextMixingModel(4096, 2, PROB_BITS, **SMALL)
+    assert model.by_node == [False, False, True] and model.mixers.weights.nbytes < 128 << 20
+    tokens = np.random.default_rng(3).integers(0, 4096, size=300)
+    round_trip(np.concatenate([tokens, tokens]), 4096, 2, **SMALL)
+
+
 def test_single_token_vocabulary_codes_to_nothing_but_the_coder_states():
     tokens = np.zeros(500, dtype=np.int64)
     assert len(round_trip(tokens, 1, 4, **SMALL)) == 4 * 8

@@ -54,6 +54,7 @@ MATCH_TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
 MAP_LIMIT = 4095  # count maps halve past this many observations per cell
 BIAS = 256  # the constant input of every mixer
 COLUMN_CAP = 63  # columns past this share one context
+NODE_SETS = 1 << 19  # mixer weight vectors a selector may have with the node (see __init__)
 MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes of `marks` (adding .,!?-_ coded larger)
 NESTING = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # `marks`: open minus closed, capped
 
@@ -144,7 +145,12 @@ class ContextMixingModel:
         # one mixer per selector, each with a weight vector per value: (depth, match length),
         # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
         # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node)
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits, (vocab_size + 1) << self.n_bits] + [257 << self.n_bits, 64 << self.n_bits] * marks)
+        # a selector with many values goes with the node while that stays below NODE_SETS weight
+        # vectors, else with the depth (at vocab 4096, (last token, node) would be 16M vectors)
+        self.selector_values = [vocab_size + 1] + [257, 64] * marks
+        self.by_node = [(v << self.n_bits) <= NODE_SETS for v in self.selector_values]
+        selected = [v << self.n_bits if by_node else v * self.n_bits for v, by_node in zip(self.selector_values, self.by_node)]
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits] + selected)
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
         # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
@@ -364,10 +370,9 @@ class ContextMixingModel:
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
-        by_node = [node, self.history[:k, 0] << self.n_bits | node]
-        if self.marks:
-            by_node += [self.mark[:k].astype(np.int64) << self.n_bits | node, self.nest_state << self.n_bits | node]
-        sets = np.stack(by_depth + by_node, axis=1) + self.mixer_offsets
+        values = [self.history[:k, 0]] + ([self.mark[:k].astype(np.int64), self.nest_state] if self.marks else [])
+        selected = [v << self.n_bits | node if by_node else v * self.n_bits + depth for v, by_node in zip(values, self.by_node)]
+        sets = np.stack(by_depth + [node] + selected, axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
         finals = np.stack([self.zeros[:k] + depth, depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
         dots = self.final_mixer.mix(np.concatenate([mixed, self.bias[:k]], axis=1), finals + self.final_offsets)
