@@ -64,6 +64,7 @@ class MixingModelConfig:
     word: bool = True  # contexts of the current word, with the word before it, with the last token
     lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
+    local: bool = True  # orders 0-2 and the word hashed with the stream: each stream's own statistics
     table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
     match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share
