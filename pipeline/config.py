@@ -59,15 +59,16 @@ class MixingModelConfig:
 
     kind: str = "mix"
     orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
-    sparse: tuple = ((1,),)  # token contexts that skip tokens: offsets back, 0 = the last token
-    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
+    sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
     word: bool = True  # contexts of the current word, with the word before it, with the last token
     lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     local: bool = True  # orders 0-2 and the word hashed with the stream: each stream's own statistics
     table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (2, 5)  # one match model per length: tokens of context a match must share
+    match_lengths: tuple = (5,)  # one match model per length: tokens of context a match must share
+    local_match_lengths: tuple = (2,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 20  # mixer step size
     neural: Optional[NeuralModelConfig] = None  # a trained transformer as one more input
 
@@ -76,6 +77,7 @@ class MixingModelConfig:
         object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
         object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
         object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
+        object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
         if isinstance(self.neural, dict):
             object.__setattr__(self, "neural", NeuralModelConfig(**self.neural))
 
@@ -147,7 +149,7 @@ class PipelineConfig:
         if self.model.kind == "mix":
             if not 10 <= self.model.table_bits <= 32:
                 raise UserError("table_bits must be between 10 and 32")
-            offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths)
+            offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths) + list(self.model.local_match_lengths)
             if not all(1 <= o <= 32 for o in offsets) or not all(c for c in self.model.sparse):
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
             if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):

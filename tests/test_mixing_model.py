@@ -101,21 +101,36 @@ def test_a_large_vocabulary_keeps_the_mixers_small():
     """At vocab 4096, (last token, node) would be 16M weight vectors: selectors with many values
     go with the depth instead, and coding still round-trips."""
     model = ContextMixingModel(4096, 2, PROB_BITS, **SMALL)
-    assert model.by_node == [False, False, True] and model.mixers.weights.nbytes < 128 << 20
+    assert model.by_node == [False, False, True, False] and model.mixers.weights.nbytes < 128 << 20
     tokens = np.random.default_rng(3).integers(0, 4096, size=300)
     round_trip(np.concatenate([tokens, tokens]), 4096, 2, **SMALL)
 
 
 def test_local_contexts_are_the_streams_own():
     """Two streams with the same text share every context but the four local ones."""
-    model = ContextMixingModel(256, 2, PROB_BITS, match_lengths=(2,), **SMALL)
+    model = ContextMixingModel(256, 2, PROB_BITS, match_lengths=(2,), local_match_lengths=(), **SMALL)
     for byte in b"same text":
         model.begin(np.array([byte, byte]), 2)
     shared, local = model.context_hashes[:, :-5], model.context_hashes[:, -5:-1]  # the match context is last
     assert np.array_equal(shared[0], shared[1]) and np.all(local[0] != local[1])
-    without = ContextMixingModel(256, 2, PROB_BITS, match_lengths=(2,), local=False, **SMALL)
+    without = ContextMixingModel(256, 2, PROB_BITS, match_lengths=(2,), local_match_lengths=(), local=False, **SMALL)
     without.begin(np.array([-1, -1]), 2)
     assert without.context_hashes.shape[1] == model.context_hashes.shape[1] - 4
+
+
+def test_a_local_match_looks_only_in_its_own_stream():
+    """Stream 0 writes 'abc', stream 1 'zab' one step behind: after 'ab' the global match model
+    of stream 1 predicts stream 0's 'c'; the local one has seen 'ab' nowhere in its own text."""
+    model = ContextMixingModel(256, 2, PROB_BITS, match_lengths=(2,), local_match_lengths=(2,), **SMALL)
+    local, shared = model.matches
+    assert local.local and not shared.local
+    prev = np.array([-1, -1])
+    for first, second in zip(b"abcd", b"zzab"):
+        model.begin(prev, 2)
+        prev = np.array([first, second])
+    model.begin(prev, 2)
+    assert shared.length[1] > 0 and shared.predicted[1] & 0xFF == ord("c")
+    assert local.length[1] == 0
 
 
 def test_single_token_vocabulary_codes_to_nothing_but_the_coder_states():
@@ -184,7 +199,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "2701c0643bdcd866"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "d3c38081459bc445"
 
 
 def test_a_changed_payload_is_refused():

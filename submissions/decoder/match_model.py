@@ -6,6 +6,8 @@ then is a strong guess now, the more so the longer the match has held. The
 table maps a hash of the context to the latest place it occurred (step * B +
 stream: the latest step wins, order-free); a found place is verified by
 comparing the tokens before it, and a match runs on while it predicts right.
+A local match model hashes the context with the stream, so it finds the last
+occurrence in the stream's own text (the same document) rather than in any stream.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .logistic import stretch
 from .mixing import CountMap
 
 HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+STREAM_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
 CLASSES = 16  # quantized match lengths; class 0 = no usable match
 VERIFY = 32  # tokens compared backwards when a match is found
 MAP_LIMIT = 4095
@@ -31,7 +34,8 @@ def length_class(length: np.ndarray) -> np.ndarray:
 
 
 class MatchModel:
-    def __init__(self, n_streams: int, n_bits: int, min_length: int, table_bits: int):
+    def __init__(self, n_streams: int, n_bits: int, min_length: int, table_bits: int, local: bool = False):
+        self.local = local
         self.n_streams, self.n_bits, self.min_length = n_streams, n_bits, min_length
         self.table = np.full(1 << table_bits, -1, dtype=np.int64)
         self.shift = np.uint64(64 - table_bits)
@@ -60,6 +64,8 @@ class MatchModel:
         h = np.zeros(k, dtype=np.uint64)
         for j in range(self.min_length):
             h = (h + history[:k, j].astype(np.uint64)) * HASH_MULTIPLIER
+        if self.local:
+            h = (h ^ (np.arange(k, dtype=np.uint64) + np.uint64(1)) * STREAM_MULTIPLIER) * HASH_MULTIPLIER
         self.hash[:k] = h
         look = np.flatnonzero((history[:k, self.min_length - 1] > 0) & (self.length[:k] == 0))
         if len(look):

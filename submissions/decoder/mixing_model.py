@@ -19,9 +19,11 @@ Contexts, each a hashed table of bit counts per (context, node):
 - `lines`: the column (bytes since the last newline) with the last byte and with the current
   word, and the byte above (same column, line before) with the last byte, and with the byte after
   it and the last two bytes: tables, lists and aligned markup repeat by column; the line's
-  first byte (list, table row, heading, ...) with the last byte and with the current word;
+  first byte (list, table row, heading, ...) with the last byte and with the current word, and
+  as a mixer selector with the node;
 - `marks`: the last markup byte (one of MARKS) with the last byte and with the current word,
-  and the two last markup bytes with the last byte: inside [[...]], {{...}}, <...>, a table
+  the two last markup bytes with the last byte, and the last markup byte with the word just
+  before it (`title` in `|title=`) and the last byte: inside [[...]], {{...}}, <...>, a table
   cell or after a '=' different things follow (-2% on enwik6 with the line's first byte); the
   last markup byte also selects a mixer's weights (-0.5%); the nesting (brackets, braces and
   angle brackets still open, capped at 3, 3 and 1) with the last byte, and as a mixer selector
@@ -34,7 +36,8 @@ A count pair becomes a probability through a map learned per context kind. A con
 reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
 else the one with fewer counts, so recurring contexts collide less at equal memory.
 Match models (match_model.py) predict the token that followed the last
-occurrence of the current n tokens, for each n in `match_lengths`; each also gives a
+occurrence of the current n tokens, in the stream's own text for each n in
+`local_match_lengths`, anywhere for each n in `match_lengths`; each also gives a
 context, (its predicted token, match length), whose counts learn what really follows such
 a prediction, including when it fails. A neural
 model, when the config has one, is one more input: its integer frequencies
@@ -117,15 +120,16 @@ class ContextMixingModel:
         n_streams: int,
         prob_bits: int,
         orders: tuple = (1, 2, 3, 4),
-        sparse: tuple = ((1,),),
-        byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 6), (0, 8), (1, 1), (2, 2), (3, 3)),
+        sparse: tuple = ((1,), (2,), (1, 2)),
+        byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3)),
         word: bool = True,
         lines: bool = True,
         marks: bool = True,
         local: bool = True,
         table_bits: int = 25,
         count_limit: int = 255,
-        match_lengths: tuple = (2, 5),
+        match_lengths: tuple = (5,),
+        local_match_lengths: tuple = (2,),
         learning_rate: int = 20,
         token_bytes: list | None = None,
         neural=None,
@@ -140,11 +144,13 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 4 * marks + 4 * local + len(match_lengths)
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 5 * marks + 4 * local + len(match_lengths) + len(local_match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
-        self.matches = [MatchModel(n_streams, self.n_bits, n, min(table_bits, MATCH_TABLE_BITS)) for n in match_lengths]
+        match_bits = min(table_bits, MATCH_TABLE_BITS)
+        self.matches = [MatchModel(n_streams, self.n_bits, n, match_bits, local=True) for n in local_match_lengths]
+        self.matches += [MatchModel(n_streams, self.n_bits, n, match_bits) for n in match_lengths]
         self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
@@ -152,7 +158,7 @@ class ContextMixingModel:
         # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node)
         # a selector with many values goes with the node while that stays below NODE_SETS weight
         # vectors, else with the depth (at vocab 4096, (last token, node) would be 16M vectors)
-        self.selector_values = [vocab_size + 1] + [257, 64] * marks
+        self.selector_values = [vocab_size + 1] + [257, 64] * marks + [257] * lines
         self.by_node = [(v << self.n_bits) <= NODE_SETS for v in self.selector_values]
         selected = [v << self.n_bits if by_node else v * self.n_bits for v, by_node in zip(self.selector_values, self.by_node)]
         self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits] + selected)
@@ -166,7 +172,7 @@ class ContextMixingModel:
         self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
         self.match_refiner = Refiner(MATCH_CLASSES * 2 * self.n_bits)  # by (match length, expected bit, depth)
 
-        history = max([1 + local, *match_lengths] + [max(c) + 1 for c in self.token_contexts if c])
+        history = max([1 + local, *match_lengths, *local_match_lengths] + [max(c) + 1 for c in self.token_contexts if c])
         self.history = np.zeros((n_streams, history), dtype=np.int64)  # token + 1, newest first; 0 = none
         self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
         self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
@@ -175,6 +181,7 @@ class ContextMixingModel:
         self.word_before = np.zeros(n_streams, dtype=np.uint64)  # the word before the previous one
         self.mark = np.zeros(n_streams, dtype=np.uint64)  # the last markup byte + 1 (0: none yet)
         self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
+        self.mark_word = np.zeros(n_streams, dtype=np.uint64)  # the word just before the last markup byte
         self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
         # every stream's text (grows by doubling), for the byte above; where its current line
         # and the line before start (-1: none yet)
@@ -190,7 +197,7 @@ class ContextMixingModel:
 
     @classmethod
     def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
-        names = ("orders", "sparse", "byte_contexts", "word", "lines", "marks", "local", "table_bits", "count_limit", "match_lengths", "learning_rate")
+        names = ("orders", "sparse", "byte_contexts", "word", "lines", "marks", "local", "table_bits", "count_limit", "match_lengths", "local_match_lengths", "learning_rate")
         neural = None
         if config.get("neural"):
             from .neural_model import NeuralModel
@@ -246,6 +253,7 @@ class ContextMixingModel:
             older, last = self.text["marks"][tokens, 0], self.text["marks"][tokens, 1]
             self.mark_before[streams] = np.where(older > 0, older, np.where(last > 0, self.mark[streams], self.mark_before[streams]))
             self.mark[streams] = np.where(last > 0, last, self.mark[streams])
+            self.mark_word[streams] = np.where(last > 0, words, self.mark_word[streams])
             self.nesting[streams] = np.clip(self.nesting[streams] + self.text["nesting"][tokens], 0, [cap for _, _, cap in NESTING])
 
     def _record_lines(self, streams: np.ndarray, tokens: np.ndarray) -> None:
@@ -294,7 +302,7 @@ class ContextMixingModel:
             above, after_above = self._above(k, column, 0), self._above(k, column, 1)
             hashes.append((_salt(302) + (above << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append((_salt(303) + (after_above << np.uint64(24) | above << np.uint64(16) | last2)) * HASH_MULTIPLIER)
-            head = self._line_head(k, column)
+            head = self.line_head = self._line_head(k, column)
             hashes.append((_salt(602) + (head << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(603) + head) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
         if self.marks:
@@ -304,6 +312,7 @@ class ContextMixingModel:
             hashes.append((_salt(604) + (self.mark_before[:k] << np.uint64(16) | mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
             self.nest_state = self.nesting[:k, 0] * 16 + self.nesting[:k, 1] * 2 + self.nesting[:k, 2]  # below 64
             hashes.append((_salt(900) + (self.nest_state.astype(np.uint64) << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            hashes.append(((_salt(800) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER ^ self.mark_word[:k]) * HASH_MULTIPLIER)
         if self.local:
             stream = np.arange(k, dtype=np.uint64) + np.uint64(1)  # a stream keeps its index to the end
             last, before = self.history[:k, 0].astype(np.uint64), self.history[:k, 1].astype(np.uint64)
@@ -383,6 +392,7 @@ class ContextMixingModel:
         n_seen = seen[:, 1:].sum(axis=1)
         by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
         values = [self.history[:k, 0]] + ([self.mark[:k].astype(np.int64), self.nest_state] if self.marks else [])
+        values += [self.line_head.astype(np.int64)] if self.lines else []
         selected = [v << self.n_bits | node if by_node else v * self.n_bits + depth for v, by_node in zip(values, self.by_node)]
         sets = np.stack(by_depth + [node] + selected, axis=1) + self.mixer_offsets
         mixed = self.mixers.mix(inputs, sets)
