@@ -155,8 +155,8 @@ class ContextMixingModel:
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
         # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
-        # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node)
-        # a selector with many values goes with the node while that stays below NODE_SETS weight
+        # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node);
+        # with `lines` (the line's first byte or none, node). A selector with many values goes with the node while that stays below NODE_SETS weight
         # vectors, else with the depth (at vocab 4096, (last token, node) would be 16M vectors)
         self.selector_values = [vocab_size + 1] + [257, 64] * marks + [257] * lines
         self.by_node = [(v << self.n_bits) <= NODE_SETS for v in self.selector_values]
