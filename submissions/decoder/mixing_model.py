@@ -282,7 +282,9 @@ class ContextMixingModel:
         return h
 
     def _context_hashes(self, k: int) -> np.ndarray:
-        """(k, contexts beyond order 0) uint64 hashes, each salted by its kind."""
+        """(k, contexts beyond order 0) uint64 hashes, each salted by its kind; also sets the
+        line's first byte and the nesting state, which select mixer weights."""
+        last, last_token = self.byte_history[:k] & np.uint64(0xFF), self.history[:k, 0].astype(np.uint64)
         hashes = [self._hash(k, offsets, salt) for salt, offsets in enumerate(self.token_contexts, 1)]
         for salt, (skip, n) in enumerate(self.byte_contexts, 100):
             text = self.byte_history[:k] >> np.uint64(8 * skip) & np.uint64((1 << (8 * n)) - 1)
@@ -290,13 +292,13 @@ class ContextMixingModel:
         if self.word:
             word = (_salt(200) + self.word_hash[:k]) * HASH_MULTIPLIER
             hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
-            hashes.append((word + np.uint64(7) + self.history[:k, 0].astype(np.uint64)) * HASH_MULTIPLIER)
+            hashes.append((word + np.uint64(7) + last_token) * HASH_MULTIPLIER)
             hashes.append((_salt(950) + self.folded_word[:k]) * HASH_MULTIPLIER)
             hashes.append(((_salt(961) + self.previous_word[:k]) * HASH_MULTIPLIER ^ self.word_before[:k]) * HASH_MULTIPLIER)
         if self.lines:
             column = self.text_length[:k] - self.line_start[:k]
             capped = np.minimum(column, COLUMN_CAP).astype(np.uint64)
-            last, last2 = self.byte_history[:k] & np.uint64(0xFF), self.byte_history[:k] & np.uint64(0xFFFF)
+            last2 = self.byte_history[:k] & np.uint64(0xFFFF)
             hashes.append((_salt(300) + (capped << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(301) + capped) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
             above, after_above = self._above(k, column, 0), self._above(k, column, 1)
@@ -306,7 +308,7 @@ class ContextMixingModel:
             hashes.append((_salt(602) + (head << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(603) + head) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
         if self.marks:
-            mark, last = self.mark[:k], self.byte_history[:k] & np.uint64(0xFF)
+            mark = self.mark[:k]
             hashes.append((_salt(600) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(601) + mark) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
             hashes.append((_salt(604) + (self.mark_before[:k] << np.uint64(16) | mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
@@ -315,10 +317,10 @@ class ContextMixingModel:
             hashes.append(((_salt(800) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER ^ self.mark_word[:k]) * HASH_MULTIPLIER)
         if self.local:
             stream = np.arange(k, dtype=np.uint64) + np.uint64(1)  # a stream keeps its index to the end
-            last, before = self.history[:k, 0].astype(np.uint64), self.history[:k, 1].astype(np.uint64)
+            token_before = self.history[:k, 1].astype(np.uint64)
             hashes.append((_salt(983) + stream) * HASH_MULTIPLIER)
-            hashes.append((_salt(980) + (stream << np.uint64(16) | last)) * HASH_MULTIPLIER)
-            hashes.append((_salt(981) + (stream << np.uint64(32) | last << np.uint64(16) | before)) * HASH_MULTIPLIER)
+            hashes.append((_salt(980) + (stream << np.uint64(16) | last_token)) * HASH_MULTIPLIER)
+            hashes.append((_salt(981) + (stream << np.uint64(32) | last_token << np.uint64(16) | token_before)) * HASH_MULTIPLIER)
             hashes.append(((_salt(982) + stream) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
         for salt, match in enumerate(self.matches, 400):  # (predicted token, length class); none: (0, 0)
             prediction = np.where(match.classes > 0, match.predicted << 8 | match.classes, 0).astype(np.uint64)
