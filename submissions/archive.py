@@ -95,19 +95,40 @@ def _docstring_nodes(tree: ast.AST) -> list[tuple[ast.AST, ast.Expr]]:
     return found
 
 
+def _annotated(tree: ast.AST) -> list[ast.arg]:
+    """Function arguments with an annotation."""
+    return [node for node in ast.walk(tree) if isinstance(node, ast.arg) and node.annotation is not None]
+
+
+def _byte_position(token: tokenize.TokenInfo, position: tuple[int, int]) -> tuple[int, int]:
+    """(line, column in bytes) of a (line, column in characters) within a token's line."""
+    row, col = position
+    line = token.line.splitlines(keepends=True)[row - token.start[0]] if token.line else ""
+    return row, len(line[:col].encode("utf-8"))
+
+
 def _without_docstrings(tree: ast.Module) -> str:
     """AST dump with every docstring dropped, or replaced by `pass` where it is the whole body
-    of a function or class (a body must not be empty): exactly what stripping may change."""
+    of a function or class (a body must not be empty), and without argument and return
+    annotations: exactly what stripping may change."""
     for owner, docstring in _docstring_nodes(tree):
         if owner is tree or len(owner.body) > 1:
             owner.body = owner.body[1:]
         else:
             owner.body[0] = ast.Pass()
+    for node in _annotated(tree):
+        node.annotation = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
     return ast.dump(tree, include_attributes=False)
 
 
 def strip_source(source: str) -> str:
-    """Same program, fewer bytes: comments and docstrings dropped (a docstring that is a whole body becomes `pass`).
+    """Same program, fewer bytes: comments, docstrings (a docstring that is a whole body becomes
+    `pass`) and the annotations of function arguments and returns dropped. The decoder never
+    reads annotations (every module has `from __future__ import annotations`, so they are not
+    even evaluated); variable annotations stay, since dataclass fields are made of them.
 
     Edits are made in the original text (never re-generated from the AST), so the
     archive runs on every Python version the source itself runs on; the result is
@@ -119,11 +140,19 @@ def strip_source(source: str) -> str:
     for owner, node in _docstring_nodes(tree):
         replacement = b"" if owner is tree or len(owner.body) > 1 else b"pass"  # nothing may precede `from __future__`
         cuts.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, replacement))
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for i, token in enumerate(tokens):
         if token.type == tokenize.COMMENT:
-            row, col = token.start
-            start = len(token.line[:col].encode("utf-8"))
-            cuts.append((row, start, row, start + len(token.string.encode("utf-8")), b""))
+            cuts.append((*_byte_position(token, token.start), *_byte_position(token, token.end), b""))
+        elif token.type == tokenize.OP and token.string == "->":  # `) -> int:` -> `):`, brackets and all
+            depth, j = 0, i + 1
+            while depth or tokens[j].string != ":":
+                depth += (tokens[j].string in ("(", "[", "{")) - (tokens[j].string in (")", "]", "}"))
+                j += 1
+            cuts.append((*_byte_position(tokens[i - 1], tokens[i - 1].end), *_byte_position(tokens[j], tokens[j].start), b""))
+    for node in _annotated(tree):  # `x: int = 1` -> `x = 1`: from the end of the name to the end of the annotation
+        first, col = node.lineno, node.col_offset + len(node.arg.encode("utf-8"))
+        cuts.append((first, col, node.annotation.end_lineno, node.annotation.end_col_offset, b""))
     for first, col, last, end_col, replacement in sorted(cuts, reverse=True):
         head, tail = lines[first - 1][:col], lines[last - 1][end_col:]
         lines[first - 1 : last] = [head + replacement + tail]

@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -120,12 +121,14 @@ def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
 
 @pytest.mark.parametrize("kind", ["context", "mix", "neural"])
 def test_decoder_program_is_the_repo_code_minified(kind):
-    """Every module an archive carries is its repo source with only comments, docstrings and whitespace gone."""
+    """Every module an archive carries is its repo source with only comments, docstrings, argument and
+    return annotations and whitespace gone."""
     for name, text in decoder_modules(kind).items():
         path = DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")
         assert _same_program(text, path.read_text("utf-8")), name
         assert text == minify_source(strip_source(path.read_text("utf-8"))), name
         assert text != strip_source(path.read_text("utf-8")), name  # the minifier did not fall back
+        assert "->" not in text, name  # the annotation stripping did not fall back
 
 
 def test_archive_runs_from_any_folder_and_ignores_a_foreign_decoder_package(packed, tmp_path):
@@ -211,11 +214,66 @@ def test_minify_keeps_the_program(snippet):
     assert minify_source(minified) == minified  # a fixed point: nothing left to take out
 
 
+def _kept_tokens(source: str) -> list[str]:
+    """The program's tokens as written, without layout, comments and the `pass` stripping may add."""
+    layout = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT, tokenize.ENDMARKER)
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in layout and t.string != "pass"]
+
+
+def _subsequence(short: list[str], long: list[str]) -> list[str]:
+    """The items of `short` that can be matched, in order, in `long` (all of them for a subsequence)."""
+    rest = iter(long)
+    return [item for item in short if item in rest]
+
+
 def test_stripping_drops_docstrings_and_keeps_a_body():
     source = 'def f():\n    """Doc."""\n    return 1\n\n\nclass C:\n    """Only a docstring."""\n'
     assert strip_source(source) == "def f():\n\n    return 1\n\n\nclass C:\n    pass\n"
     odd = 'def f(): "doc"; return 1\n'  # removing the docstring here would not parse: ship it unchanged
     assert strip_source(odd) == odd
+
+
+def test_stripping_drops_argument_and_return_annotations_only():
+    source = (
+        "def f(a: int, /, *b: str, c: 'x' = 1, **d: dict[str, int]) -> list[int]:\n"
+        "    x: int = 1  # variable annotations stay (dataclass fields are made of them)\n"
+        "    g = lambda y=2: '->'\n"
+        "    return a\n"
+        "\n"
+        "\n"
+        "async def h(\n"
+        "    e: float,\n"
+        ") -> (\n"
+        "    tuple[int, int]\n"
+        "):\n"
+        "    pass\n"
+        "\n"
+        "\n"
+        "class C:\n"
+        "    n: int = 0\n"
+        "\n"
+        "    def m(self, k: int) -> None: return None\n"
+    )
+    stripped = strip_source(source)
+    assert stripped == (
+        "def f(a, /, *b, c = 1, **d):\n"
+        "    x: int = 1\n"
+        "    g = lambda y=2: '->'\n"
+        "    return a\n"
+        "\n"
+        "\n"
+        "async def h(\n"
+        "    e,\n"
+        "):\n"
+        "    pass\n"
+        "\n"
+        "\n"
+        "class C:\n"
+        "    n: int = 0\n"
+        "\n"
+        "    def m(self, k): return None\n"
+    )
+    assert _same_program(stripped, source) and not _same_program("def f(a): return a\n", "def f(b): return b\n")
 
 
 @pytest.mark.parametrize(
@@ -290,8 +348,9 @@ def test_any_flipped_bit_is_refused_and_writes_nothing(packed, tmp_path_factory,
 
 
 def test_stripping_keeps_the_tested_program_verbatim():
-    """Archives carry the repo's decoder text minus comments and docstrings, never a regenerated
-    program: an archive packed under one Python must run under every Python the source runs on."""
+    """Archives carry the repo's decoder text minus comments, docstrings and annotations (its tokens,
+    in order, with some left out), never a regenerated program: an archive packed under one
+    Python must run under every Python the source runs on."""
     import ast
 
     from submissions.archive import DECODER_DIR, _without_docstrings, strip_source
@@ -301,7 +360,6 @@ def test_stripping_keeps_the_tested_program_verbatim():
         stripped = strip_source(source)
         assert _without_docstrings(ast.parse(stripped)) == _without_docstrings(ast.parse(source)), path.name
         assert len(stripped) < len(source), path.name
-        kept = [line for line in stripped.splitlines() if line.strip() and line.strip() != "pass"]
-        assert all(line in source for line in kept), path.name  # every kept line is original text
+        assert _kept_tokens(stripped) == _subsequence(_kept_tokens(stripped), _kept_tokens(source)), path.name
     quoted = 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")  # a comment\n'
     assert strip_source(quoted) == 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")\n'
