@@ -67,8 +67,8 @@ class MixingModelConfig:
     local: bool = True  # orders 0-2 and the word hashed with the stream: each stream's own statistics
     table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (5,)  # one match model per length: tokens of context a match must share
-    local_match_lengths: tuple = (2,)  # the same, finding matches only in the stream's own text
+    match_lengths: tuple = (4,)  # one match model per length: tokens of context a match must share
+    local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 20  # mixer step size
     neural: Optional[NeuralModelConfig] = None  # a trained transformer as one more input
 

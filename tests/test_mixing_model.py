@@ -97,6 +97,22 @@ def test_folded_word_context_ignores_letter_case():
     assert model.word_hash[0] != model.word_hash[1]
 
 
+def test_scope_is_the_first_word_after_the_last_opening_bracket():
+    """'{{cite web|', '<cite>' and 'x [[cite]]' are all in the scope `cite`; '[[Cite' is another
+    scope and plain text has none. Later words do not change it until a bracket opens again."""
+    texts = [b"{{cite web|title=a", b"<cite>x y", b"x [[cite]] z", b"[[Cite web]]", b"plain words"]
+    width = max(map(len, texts))
+    model = ContextMixingModel(len(TEXT_TABLE), len(texts), PROB_BITS, token_bytes=TEXT_TABLE, **SMALL)
+    prev = np.full(len(texts), -1)
+    for column in range(width):
+        model.begin(prev, len(texts))
+        prev = np.array([text.ljust(width)[column] for text in texts])
+    model.begin(prev, len(texts))
+    cite, other_cite, none = model.scope_word[0], model.scope_word[3], model.scope_word[4]
+    assert model.scope_word[1] == cite and model.scope_word[2] == cite
+    assert len({cite, other_cite, none}) == 3 and none == 0
+
+
 def test_a_large_vocabulary_keeps_the_mixers_small():
     """At vocab 4096, (last token, node) would be 16M weight vectors: selectors with many values
     go with the depth instead, and coding still round-trips."""
@@ -199,7 +215,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "d3c38081459bc445"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "d332a12350007fb3"
 
 
 def test_a_changed_payload_is_refused():

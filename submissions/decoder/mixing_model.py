@@ -27,7 +27,9 @@ Contexts, each a hashed table of bit counts per (context, node):
   cell or after a '=' different things follow (-2% on enwik6 with the line's first byte); the
   last markup byte also selects a mixer's weights (-0.5%); the nesting (brackets, braces and
   angle brackets still open, capped at 3, 3 and 1) with the last byte, and as a mixer selector
-  (-0.3%).
+  (-0.3%); the scope, the first word after the last opening [, { or < (`Category` in
+  [[Category:..., `cite` in {{cite web|...), with the last markup byte and last byte, and with
+  the current word: what a link, template or tag holds depends on its kind (-0.26%).
 - `local`: order 0, the last token, the last two tokens and the current word, each hashed
   with the stream: the statistics of the stream's own text. The shared tables mix all the
   streams' text (the last 255 counts of a common context come from every stream); these keep
@@ -61,6 +63,7 @@ MATCH_TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
 MAP_LIMIT = 4095  # count maps halve past this many observations per cell
 BIAS = 256  # the constant input of every mixer
 COLUMN_CAP = 63  # columns past this share one context
+SEEN_CLASSES = 128  # mixer selector: which of orders 1-4 were seen (16) x eighths of the other contexts seen
 NODE_SETS = 1 << 19  # mixer weight vectors a selector may have with the node (see __init__)
 MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes of `marks` (adding .,!?-_ coded larger)
 NESTING = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # `marks`: open minus closed, capped
@@ -105,6 +108,7 @@ def _text_tables(token_bytes: list) -> dict:
         "after_newline": np.array(after_newline, dtype=np.int64),
         "line_in_token": np.array(two_newlines, dtype=np.int64),
         "marks": np.array(marks, dtype=np.uint64),  # the last two markup bytes + 1 (0: none), older first
+        "opens": np.array([any(b in b"[{<" for b in text) for text in token_bytes], dtype=bool),
         "nesting": np.array([[text.count(o) - text.count(c) for o, c, _ in NESTING] for text in token_bytes], dtype=np.int64),
     }
 
@@ -128,8 +132,8 @@ class ContextMixingModel:
         local: bool = True,
         table_bits: int = 25,
         count_limit: int = 255,
-        match_lengths: tuple = (5,),
-        local_match_lengths: tuple = (2,),
+        match_lengths: tuple = (4,),
+        local_match_lengths: tuple = (1,),
         learning_rate: int = 20,
         token_bytes: list | None = None,
         neural=None,
@@ -144,7 +148,7 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         self.text = _text_tables(token_bytes)
 
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 5 * marks + 4 * local + len(match_lengths) + len(local_match_lengths)
+        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 7 * marks + 4 * local + len(match_lengths) + len(local_match_lengths)
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
@@ -154,19 +158,19 @@ class ContextMixingModel:
         self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
         n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
         # one mixer per selector, each with a weight vector per value: (depth, match length),
-        # (depth, contexts seen), (depth, last byte of text), node (which implies the depth),
+        # (depth, which contexts were seen), (depth, last byte of text), node (which implies the depth),
         # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node);
         # with `lines` (the line's first byte or none, node). A selector with many values goes with the node while that stays below NODE_SETS weight
         # vectors, else with the depth (at vocab 4096, (last token, node) would be 16M vectors)
         self.selector_values = [vocab_size + 1] + [257, 64] * marks + [257] * lines
         self.by_node = [(v << self.n_bits) <= NODE_SETS for v in self.selector_values]
         selected = [v << self.n_bits if by_node else v * self.n_bits for v, by_node in zip(self.selector_values, self.by_node)]
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, n_contexts * self.n_bits, 256 * self.n_bits, 1 << self.n_bits] + selected)
+        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, SEEN_CLASSES * self.n_bits, 256 * self.n_bits, 1 << self.n_bits] + selected)
         self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
         self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
         # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
-        # by depth, (depth, match length), (depth, contexts seen), (depth, last byte)
-        self.final_sets = np.array([1, MATCH_CLASSES, n_contexts, 256]) * self.n_bits
+        # by depth, (depth, match length), (depth, which contexts were seen), (depth, last byte)
+        self.final_sets = np.array([1, MATCH_CLASSES, SEEN_CLASSES, 256]) * self.n_bits
         self.final_offsets = np.concatenate([[0], np.cumsum(self.final_sets)[:-1]])
         self.final_mixer = Mixers(int(self.final_sets.sum()), len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
         self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
@@ -183,6 +187,8 @@ class ContextMixingModel:
         self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
         self.mark_word = np.zeros(n_streams, dtype=np.uint64)  # the word just before the last markup byte
         self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
+        self.scope_word = np.zeros(n_streams, dtype=np.uint64)  # the first word after the last [, { or <
+        self.scope_pending = np.zeros(n_streams, dtype=bool)  # a bracket opened, its first word not ended yet
         # every stream's text (grows by doubling), for the byte above; where its current line
         # and the line before start (-1: none yet)
         self.text_log = np.zeros((n_streams, 4096 if lines else 0), dtype=np.uint8)
@@ -254,6 +260,9 @@ class ContextMixingModel:
             self.mark_before[streams] = np.where(older > 0, older, np.where(last > 0, self.mark[streams], self.mark_before[streams]))
             self.mark[streams] = np.where(last > 0, last, self.mark[streams])
             self.mark_word[streams] = np.where(last > 0, words, self.mark_word[streams])
+            ended = self.scope_pending[streams] & breaks
+            self.scope_word[streams] = np.where(ended, words, self.scope_word[streams])
+            self.scope_pending[streams] = self.text["opens"][tokens] | self.scope_pending[streams] & ~ended
             self.nesting[streams] = np.clip(self.nesting[streams] + self.text["nesting"][tokens], 0, [cap for _, _, cap in NESTING])
 
     def _record_lines(self, streams: np.ndarray, tokens: np.ndarray) -> None:
@@ -312,6 +321,9 @@ class ContextMixingModel:
             hashes.append((_salt(600) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(601) + mark) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
             hashes.append((_salt(604) + (self.mark_before[:k] << np.uint64(16) | mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            scope = (_salt(990) + self.scope_word[:k]) * HASH_MULTIPLIER
+            hashes.append((scope + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
+            hashes.append((scope ^ self.word_hash[:k]) * HASH_MULTIPLIER)
             self.nest_state = self.nesting[:k, 0] * 16 + self.nesting[:k, 1] * 2 + self.nesting[:k, 2]  # below 64
             hashes.append((_salt(900) + (self.nest_state.astype(np.uint64) << np.uint64(8) | last)) * HASH_MULTIPLIER)
             hashes.append(((_salt(800) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER ^ self.mark_word[:k]) * HASH_MULTIPLIER)
@@ -391,8 +403,10 @@ class ContextMixingModel:
             match_inputs.append(self._neural_input(node, depth))
         inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [self.bias[:k]], axis=1)
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
-        n_seen = seen[:, 1:].sum(axis=1)
-        by_depth = [depth * MATCH_CLASSES + match_class, depth * len(self.map_offsets) + n_seen, depth * 256 + self.last_byte]
+        # which of the first four contexts beyond order 0 (orders 1-4) were seen, and an eighth of the rest
+        first = seen[:, 1:5].astype(np.int64) << np.arange(3, 3 + min(4, seen.shape[1] - 1))
+        seen_class = first.sum(axis=1) + seen[:, 5:].sum(axis=1) * 8 // seen.shape[1]
+        by_depth = [depth * MATCH_CLASSES + match_class, depth * SEEN_CLASSES + seen_class, depth * 256 + self.last_byte]
         values = [self.history[:k, 0]] + ([self.mark[:k].astype(np.int64), self.nest_state] if self.marks else [])
         values += [self.line_head.astype(np.int64)] if self.lines else []
         selected = [v << self.n_bits | node if by_node else v * self.n_bits + depth for v, by_node in zip(values, self.by_node)]
