@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from models.gpt import GPT, LOG2_E, quantize_weight
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.int_ops import MAX_MULT, MAX_SHIFT, weight_max
 from submissions.decoder.neural_model import CONFIG_FIELDS, NeuralModel, pack_weights, unpack_weights
 
@@ -135,7 +135,7 @@ def random_integer_weights(config: dict, seed: int = 0) -> dict:
 
 def stream_slices(n_tokens: int, n_streams: int) -> list[slice]:
     """The codec's split of a token sequence into contiguous streams."""
-    lengths = codec.stream_lengths(n_tokens, codec.effective_streams(n_tokens, n_streams))
+    lengths = codec.stream_lengths(n_tokens, encoding.effective_streams(n_tokens, n_streams))
     ends = np.cumsum(lengths)
     return [slice(int(e - n), int(e)) for e, n in zip(ends, lengths)]
 
@@ -169,7 +169,7 @@ def integer_code_length(header: dict, blob: bytes, tokens: np.ndarray, n_streams
     """Sum of -log2(freq / 2**prob_bits) of the integer model over `tokens`: the payload size
     in bits the coder will reach (within a few bytes per stream), without running the coder."""
     tokens = np.asarray(tokens, dtype=np.int64)
-    n_streams = codec.effective_streams(len(tokens), n_streams)
+    n_streams = encoding.effective_streams(len(tokens), n_streams)
     if n_streams == 0:
         return 0.0
     config = {f: header[f] for f in CONFIG_FIELDS}

@@ -14,10 +14,10 @@ from pipeline.fileio import check_output
 from pipeline.progress import progress_bar
 from pipeline.errors import UserError
 from pipeline.run_dir import load_report, load_run
-from submissions.archive import archive_parts, write_archive
-from submissions.decoder import codec
+from submissions.archive import archive_parts, runtime_of, write_archive
+from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
-from submissions.decoder.model_registry import build_model, model_class, runtime_of
+from submissions.decoder.model_registry import build_model, model_class
 from tokenizer import load_tokenizer
 
 
@@ -75,22 +75,22 @@ def pack(
     prob_bits = config.coder.prob_bits
     model_header, weights = _model_of(run, config)
     runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
-    sizes = codec.shard_sizes(len(tokens), n_shards)
+    sizes = encoding.shard_sizes(len(tokens), n_shards)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def new_model(n_streams: int):
         return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
 
     binary = getattr(model_class(model_header["kind"]), "binary", False)
-    block = codec.block_steps(max(map(config.streams_for, sizes), default=1), codec.symbols_per_token(binary, tokenizer.vocab_size))
+    block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer.vocab_size))
     started = time.perf_counter()
     mine = list(range(world.rank, len(sizes), world.size))
     coded = {}
     with process_group(), progress_bar("encoding", progress and world.is_main) as update:
         for i in mine:
-            n_streams = codec.effective_streams(sizes[i], config.streams_for(sizes[i]))
+            n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
             report = None if update is None else _shard_progress(update, i, mine)
-            payload, ideal_bits = codec.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
+            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
             coded[i] = (payload, ideal_bits, n_streams)
         everyone = gather(coded)
     seconds = time.perf_counter() - started

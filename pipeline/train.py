@@ -20,7 +20,7 @@ from pipeline.errors import UserError
 from pipeline.fileio import require_file
 from pipeline.run_dir import TOKENIZER, TOKENS, Source, file_sha256, fresh_tokens, open_tokens, save_report, save_run
 from pipeline.tokenize_file import tokenize_file
-from submissions.decoder import codec
+from submissions.decoder import encoding
 from tokenizer import load_tokenizer
 
 
@@ -91,7 +91,7 @@ def train(
         if config.neural_model() is not None:
             from pipeline.neural import train_neural
 
-            n_streams = codec.effective_streams(len(tokens), config.streams_for(len(tokens)))
+            n_streams = encoding.effective_streams(len(tokens), config.streams_for(len(tokens)))
             facts = train_neural(tokens, report["vocab_size"], config.neural_model(), run, n_streams, report["bytes_per_token"], device, resume, progress)
             if world.is_main:  # the other ranks return as soon as training ends: rank 0 exports alone
                 report.update(facts, seconds=time.perf_counter() - started)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import lzma
 import tokenize
 import zipfile
@@ -27,16 +28,15 @@ from token import EXACT_TOKEN_TYPES
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
-from submissions.decoder.model_registry import program_kind, unused_modules
+from submissions.decoder.model_registry import model_class
 from submissions.decoder.container import (
     HEADER,
     MODEL,
     PAYLOAD,
     TOKENIZER,
     ArchiveCorrupt,
-    add_member,
     read_archive,
-    write_data_members,
+    sha256_hex,
 )
 
 DECODER_DIR = Path(__file__).resolve().parent / "decoder"
@@ -65,6 +65,20 @@ sys.exit(main())
 """
 PART_OF_MEMBER = {HEADER: "header", TOKENIZER: "tokenizer", MODEL: "model", PAYLOAD: "payload"}
 ZIP_END_RECORD = 22  # bytes of the end-of-central-directory record (no comment)
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same bytes
+
+
+# program kind -> the decoder modules (file stems) its archives carry beyond the common ones
+# (restore, codec, ...): a context-model archive does not pay for the neural model's code, and
+# a mixing model with a neural input carries both sets (program_kind)
+PROGRAM_MODULES = {
+    "context": ("context_model", "frequencies"),
+    "neural": ("neural_model", "int_ops", "torch_freqs", "frequencies"),
+    "mix": ("mixing_model", "mixing", "match_model", "logistic"),
+}
+PROGRAM_MODULES["mix+neural"] = PROGRAM_MODULES["mix"] + PROGRAM_MODULES["neural"]
+MODEL_MODULES = {module for modules in PROGRAM_MODULES.values() for module in modules}
+ENCODER_MODULES = {"encoding"}  # the encoder side: pack imports it, archives never need it
 
 
 class ArchiveError(UserError):
@@ -233,6 +247,42 @@ def minify_source(source: str) -> str:
         prev, prev_type = chunk, kind
     minified = "".join(out)
     return minified if _same_program(minified, source) else source  # never ship a program that differs from the tested one
+
+
+def add_member(zf: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> None:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.create_system = 3  # unix, so the bytes do not depend on the packing OS
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data, compresslevel=9 if compress else None)
+
+
+def write_data_members(zf: zipfile.ZipFile, header: dict, sections: dict) -> None:
+    """Header (deflated JSON) then the sections (stored: they are compressed already)."""
+    header = dict(header, sections={name: sha256_hex(data) for name, data in sections.items()})
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    add_member(zf, HEADER, text, compress=True)
+    for name, data in sections.items():
+        add_member(zf, name, data, compress=False)
+
+
+def runtime_of(model_config: dict) -> list[str]:
+    """pip names of what the decoder needs for this model, beyond the stdlib."""
+    return list(model_class(model_config["kind"]).runtime)
+
+
+def unused_modules(kind: str) -> set[str]:
+    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
+    the encoder side."""
+    return MODEL_MODULES - set(PROGRAM_MODULES[kind]) | ENCODER_MODULES
+
+
+def program_kind(model_config: dict) -> str:
+    """The module set an archive of this model needs (a mixing model with a neural input
+    also needs the neural model's modules)."""
+    if model_config.get("kind") == "mix" and model_config.get("neural"):
+        return "mix+neural"
+    return model_config["kind"]
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:

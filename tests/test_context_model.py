@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import coding
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
 
 PROB_BITS = 28
@@ -57,7 +57,7 @@ def test_stream_lengths_cover_the_input():
 
 
 def test_empty_input_has_empty_payload():
-    assert codec.effective_streams(0, 64) == 0
+    assert encoding.effective_streams(0, 64) == 0
     assert round_trip(np.zeros(0, dtype=np.int64), 256, 64) == b""
 
 

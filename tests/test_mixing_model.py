@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import coding
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.logistic import SQUASH_TABLE, squash, stretch
 from submissions.decoder.mixing import BitCounts, CountMap, Mixers
@@ -193,7 +193,7 @@ def test_a_count_cell_belongs_to_one_context():
 def test_learns_text_better_than_the_simple_context_model(text_sample):
     tokens = np.frombuffer(text_sample[:12000], dtype=np.uint8).astype(np.int64)
     mixed = round_trip(tokens, 256, 8, table_bits=18)
-    simple = codec.encode(ContextModel(256, 8, PROB_BITS), tokens, 8, PROB_BITS)
+    simple = encoding.encode(ContextModel(256, 8, PROB_BITS), tokens, 8, PROB_BITS)
     assert len(mixed) < 0.95 * len(simple)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.export import random_integer_weights
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.int_ops import (
     FLOAT32_EXACT,
     NORM_EXTRA_BITS,
@@ -21,7 +21,8 @@ from submissions.decoder.int_ops import (
     requantize,
     rms_norm,
 )
-from submissions.decoder.model_registry import build_model, runtime_of
+from submissions.archive import runtime_of
+from submissions.decoder.model_registry import build_model
 from submissions.decoder.neural_model import (
     NeuralModel,
     _Linear,
@@ -188,7 +189,7 @@ def test_codec_round_trip_across_backends():
     arrays = random_integer_weights(config, 3)
     tokens = rng.integers(0, config["vocab_size"], size=300)
     n_streams = 7  # 300 = 6 * 43 + 42: streams of unequal length
-    payload = codec.encode(NeuralModel(config, arrays, n_streams, PROB_BITS, backend=NP), tokens, n_streams, PROB_BITS)
+    payload = encoding.encode(NeuralModel(config, arrays, n_streams, PROB_BITS, backend=NP), tokens, n_streams, PROB_BITS)
     decoded = codec.decode(NeuralModel(config, arrays, n_streams, PROB_BITS, backend=TORCH), payload, len(tokens), n_streams, PROB_BITS)
     np.testing.assert_array_equal(decoded, tokens)
 
@@ -206,7 +207,7 @@ def test_cuda_matches_numpy_and_round_trips_to_cpu():
         np.testing.assert_array_equal(run(NeuralModel(config, arrays, 300, PROB_BITS, backend=cuda), steps), a)
     tokens = rng.integers(0, config["vocab_size"], size=5000)
     for enc, dec in ((cuda, NP), (NP, cuda)):
-        payload = codec.encode(NeuralModel(config, arrays, 40, PROB_BITS, backend=enc), tokens, 40, PROB_BITS)
+        payload = encoding.encode(NeuralModel(config, arrays, 40, PROB_BITS, backend=enc), tokens, 40, PROB_BITS)
         decoded = codec.decode(NeuralModel(config, arrays, 40, PROB_BITS, backend=dec), payload, len(tokens), 40, PROB_BITS)
         np.testing.assert_array_equal(decoded, tokens)
 

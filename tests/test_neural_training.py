@@ -7,7 +7,7 @@ import torch
 from models.export import export_integer_model, float_code_length, integer_code_length, quantize_multiplier
 from models.gpt import GPT, ModelConfig, quantize_weight
 from models.training import CHECKPOINT, load_model, read_checkpoint, train_model
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.int_ops import NumpyBackend, TorchBackend
 from submissions.decoder.model_registry import build_model
 from submissions.decoder.neural_model import unpack_weights
@@ -90,7 +90,7 @@ def test_integer_model_codes_what_the_float_model_predicts(tmp_path, bits):
     assert int_bits / len(tokens) < 5.0  # it learned something (8 bits for raw bytes)
 
     # and the archive path: header + blob through the registry, a real round trip, torch decoding
-    payload = codec.encode(build_model(dict(header, backend="numpy"), 256, 3, 28, blob), tokens, 3, 28)
+    payload = encoding.encode(build_model(dict(header, backend="numpy"), 256, 3, 28, blob), tokens, 3, 28)
     assert len(payload) * 8 < int_bits + 3 * 64 + 64  # payload ~ code length + states
     decoded = codec.decode(build_model(dict(header, backend="torch", device="cpu"), 256, 3, 28, blob), payload, len(tokens), 3, 28)
     np.testing.assert_array_equal(decoded, tokens)

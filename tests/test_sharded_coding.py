@@ -23,7 +23,7 @@ from pipeline.pack import pack
 from pipeline.run_dir import fresh_tokens, open_tokens
 from pipeline.train import train
 from pipeline.unpack import unpack
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.mixing_model import ContextMixingModel
 from submissions.decoder.rans import CorruptPayload
@@ -36,7 +36,7 @@ CONFIG = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMA
 
 
 def _code(model, tokens, streams, block):
-    payload = codec.encode(model(), tokens, streams, PROB_BITS, block=block)
+    payload = encoding.encode(model(), tokens, streams, PROB_BITS, block=block)
     return payload, codec.decode(model(), payload, len(tokens), streams, PROB_BITS, block=block)
 
 
@@ -44,11 +44,11 @@ def _code(model, tokens, streams, block):
 @given(st.lists(st.integers(0, 299), min_size=1, max_size=400), st.integers(1, 9), st.integers(1, 40))
 def test_blocks_round_trip_for_table_models(ids, streams, block):
     tokens = np.array(ids, dtype=np.int64)
-    streams = codec.effective_streams(len(tokens), streams)
+    streams = encoding.effective_streams(len(tokens), streams)
     payload, decoded = _code(lambda: ContextModel(300, streams, PROB_BITS), tokens, streams, block)
     np.testing.assert_array_equal(decoded, tokens)
     n_blocks = max(1, -(-int(codec.stream_lengths(len(tokens), streams)[0]) // block))
-    whole = codec.encode(ContextModel(300, streams, PROB_BITS), tokens, streams, PROB_BITS)
+    whole = encoding.encode(ContextModel(300, streams, PROB_BITS), tokens, streams, PROB_BITS)
     assert len(payload) >= len(whole) + 8 * streams * (n_blocks - 1) - 4 * streams * n_blocks  # each block restarts its states
 
 
@@ -56,14 +56,14 @@ def test_blocks_round_trip_for_table_models(ids, streams, block):
 @given(st.lists(st.integers(0, 299), min_size=1, max_size=300), st.integers(1, 6), st.integers(1, 30))
 def test_blocks_round_trip_for_binary_models(ids, streams, block):
     tokens = np.array(ids, dtype=np.int64)
-    streams = codec.effective_streams(len(tokens), streams)
+    streams = encoding.effective_streams(len(tokens), streams)
     _, decoded = _code(lambda: ContextMixingModel(300, streams, PROB_BITS, **SMALL_MIX), tokens, streams, block)
     np.testing.assert_array_equal(decoded, tokens)
 
 
 def test_decoding_with_other_block_steps_is_refused():
     tokens = np.arange(200) % 50
-    payload = codec.encode(ContextModel(50, 4, PROB_BITS), tokens, 4, PROB_BITS, block=10)
+    payload = encoding.encode(ContextModel(50, 4, PROB_BITS), tokens, 4, PROB_BITS, block=10)
     with pytest.raises(CorruptPayload):
         codec.decode(ContextModel(50, 4, PROB_BITS), payload, len(tokens), 4, PROB_BITS, block=7)
 
@@ -72,12 +72,12 @@ def test_a_memory_map_codes_like_an_array(tmp_path):
     tokens = (np.arange(3000) * 7 % 300).astype(np.uint16)
     np.save(tmp_path / "t.npy", tokens)
     mapped = np.load(tmp_path / "t.npy", mmap_mode="r")
-    assert codec.encode(ContextModel(300, 8, PROB_BITS), mapped, 8, PROB_BITS) == codec.encode(ContextModel(300, 8, PROB_BITS), tokens.astype(np.int64), 8, PROB_BITS)
+    assert encoding.encode(ContextModel(300, 8, PROB_BITS), mapped, 8, PROB_BITS) == encoding.encode(ContextModel(300, 8, PROB_BITS), tokens.astype(np.int64), 8, PROB_BITS)
 
 
 @given(st.integers(0, 10_000), st.integers(1, 20))
 def test_shards_cover_the_tokens_in_order(n_tokens, n_shards):
-    sizes = codec.shard_sizes(n_tokens, n_shards)
+    sizes = encoding.shard_sizes(n_tokens, n_shards)
     assert sum(sizes) == n_tokens and len(sizes) == max(1, min(n_shards, n_tokens or 1))
     assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1
 
@@ -127,11 +127,11 @@ def _restore(archive: Path, out: Path, *extra: str) -> bytes:
 
 
 def test_shards_and_blocks_restore_byte_for_byte(small_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(codec, "BLOCK_SYMBOLS", 8 * 9 * 25)  # a block every 25 steps
+    monkeypatch.setattr(encoding, "BLOCK_SYMBOLS", 8 * 9 * 25)  # a block every 25 steps
     result = pack(small_run / "run", tmp_path / "s.arc", shards=3, progress=False)
     header = json.loads(zipfile.ZipFile(tmp_path / "s.arc").read("header.json"))
     shards = header["coding"]["shards"]
-    assert [s["tokens"] for s in shards] == codec.shard_sizes(result.n_tokens, 3) and header["coding"]["block_steps"] == 25
+    assert [s["tokens"] for s in shards] == encoding.shard_sizes(result.n_tokens, 3) and header["coding"]["block_steps"] == 25
     assert sum(s["bytes"] for s in shards) == result.payload_bits // 8
     original = (small_run / "data.txt").read_bytes()
     assert _restore(tmp_path / "s.arc", tmp_path / "one") == original

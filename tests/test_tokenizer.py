@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import tokenizer.codec as codec
 from pipeline.errors import UserError
-from submissions.decoder.tokens import detokenize, pack_table, unpack_table
+from submissions.decoder.tokens import unpack_table
+from tokenizer.table import detokenize, pack_table
 from tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 
 ENWIK6 = Path(__file__).resolve().parents[2] / "shared/data/enwik6"

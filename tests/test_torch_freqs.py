@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from submissions.decoder import codec
+from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.frequencies import locate_symbols, normalize_frequencies, symbol_intervals
 from submissions.decoder.torch_freqs import locate_symbols_torch, normalize_frequencies_torch, symbol_intervals_torch
@@ -57,8 +57,8 @@ class TorchFrequencies:
 
 def test_codec_round_trips_between_numpy_and_torch_frequencies():
     tokens = np.frombuffer(b"the cat sat on the mat; " * 80, dtype=np.uint8).astype(np.int64)
-    numpy_payload = codec.encode(ContextModel(256, 5, 28), tokens, 5, 28)
-    torch_payload = codec.encode(TorchFrequencies(ContextModel(256, 5, 28)), tokens, 5, 28)
+    numpy_payload = encoding.encode(ContextModel(256, 5, 28), tokens, 5, 28)
+    torch_payload = encoding.encode(TorchFrequencies(ContextModel(256, 5, 28)), tokens, 5, 28)
     assert torch_payload == numpy_payload
     decoded = codec.decode(TorchFrequencies(ContextModel(256, 5, 28)), numpy_payload, len(tokens), 5, 28)
     np.testing.assert_array_equal(decoded, tokens)

@@ -29,7 +29,7 @@ import re
 import numpy as np
 
 from pipeline.errors import UserError
-from submissions.decoder.tokens import detokenize, pack_table
+from tokenizer.table import detokenize, pack_table
 
 SPACE_MARK = "\u2581"
 # What SentencePiece cannot carry: its space mark, and the lone surrogates that

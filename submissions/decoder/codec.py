@@ -9,7 +9,7 @@ A model either gives a frequency table over the vocabulary per step (`step`),
 or is binary (`binary = True`): it codes each token as n_bits yes/no decisions,
 most significant bit first (`begin`, then `zero_freqs` / `update` per bit).
 
-Every `block_steps` steps the coder ends a block (rans.py), so the encoder holds
+Every `block` steps (encoding.block_steps) the coder ends a block (rans.py), so the encoder holds
 one block's intervals, never the whole file's. A large input is also cut into
 shards: contiguous pieces coded independently, each with its own model and
 streams, so shards can be coded by different processes or machines and the
@@ -30,29 +30,6 @@ Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
 def stream_lengths(n_tokens: int, n_streams: int) -> np.ndarray:
     base, extra = divmod(n_tokens, n_streams)
     return np.array([base + (b < extra) for b in range(n_streams)], dtype=np.int64)
-
-
-def effective_streams(n_tokens: int, requested: int) -> int:
-    """No more streams than tokens, and none at all for an empty input."""
-    return max(0, min(requested, n_tokens))
-
-
-BLOCK_SYMBOLS = 1 << 23  # symbols an encoder block holds (8 bytes each: 64 MiB)
-
-
-def block_steps(n_streams: int, symbols_per_token: int) -> int:
-    """Steps per coder block, so that a block holds about BLOCK_SYMBOLS symbols."""
-    return max(1, BLOCK_SYMBOLS // max(1, n_streams * symbols_per_token))
-
-
-def symbols_per_token(binary: bool, vocab_size: int) -> int:
-    """Coded symbols per token: the bits of an id for a binary model, else one."""
-    return max(1, (vocab_size - 1).bit_length()) if binary else 1
-
-
-def shard_sizes(n_tokens: int, n_shards: int) -> list[int]:
-    """Token counts of the shards: contiguous, the first n_tokens % n_shards one token longer."""
-    return [int(n) for n in stream_lengths(n_tokens, max(1, min(n_shards, n_tokens or 1)))]
 
 
 def _steps(lengths: np.ndarray) -> list[int]:
@@ -101,11 +78,3 @@ def _decode_bits(model, decoder: RansDecoder, prev: np.ndarray, k: int) -> np.nd
         tokens = 2 * tokens + bits
     return tokens
 
-
-def __getattr__(name: str):
-    """codec.encode / codec.encode_with_cost live in encoding.py, which archives leave out."""
-    if name in ("encode", "encode_with_cost"):
-        from . import encoding
-
-        return getattr(encoding, name)
-    raise AttributeError(name)

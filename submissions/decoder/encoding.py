@@ -13,6 +13,29 @@ from .codec import Progress, _native_step, _steps, stream_lengths
 from .rans import MAX_PROB_BITS, STATE_LOW, WORD_BITS, WORD_MASK, binary_intervals
 
 
+def effective_streams(n_tokens: int, requested: int) -> int:
+    """No more streams than tokens, and none at all for an empty input."""
+    return max(0, min(requested, n_tokens))
+
+
+BLOCK_SYMBOLS = 1 << 23  # symbols an encoder block holds (8 bytes each: 64 MiB)
+
+
+def block_steps(n_streams: int, symbols_per_token: int) -> int:
+    """Steps per coder block, so that a block holds about BLOCK_SYMBOLS symbols."""
+    return max(1, BLOCK_SYMBOLS // max(1, n_streams * symbols_per_token))
+
+
+def symbols_per_token(binary: bool, vocab_size: int) -> int:
+    """Coded symbols per token: the bits of an id for a binary model, else one."""
+    return max(1, (vocab_size - 1).bit_length()) if binary else 1
+
+
+def shard_sizes(n_tokens: int, n_shards: int) -> list[int]:
+    """Token counts of the shards: contiguous, the first n_tokens % n_shards one token longer."""
+    return [int(n) for n in stream_lengths(n_tokens, max(1, min(n_shards, n_tokens or 1)))]
+
+
 class RansEncoder:
     """Collects (start, freq) per step, then codes them backwards block by block.
 
