@@ -8,15 +8,17 @@ M / 2**S with a 16-bit M (`quantize_multiplier`), the only rounding export adds.
 
 from __future__ import annotations
 
+import json
+import lzma
 import math
 
 import numpy as np
 import torch
 
-from models.gpt import GPT, LOG2_E, quantize_weight
+from models.gpt import GPT, LOG2_E, quantize_weight, weight_max
 from submissions.decoder import codec, encoding
-from submissions.decoder.int_ops import MAX_MULT, MAX_SHIFT, weight_max
-from submissions.decoder.neural_model import CONFIG_FIELDS, NeuralModel, pack_weights, unpack_weights
+from submissions.decoder.int_ops import MAX_MULT, MAX_SHIFT
+from submissions.decoder.neural_model import BLOB_DTYPES, BLOB_MAGIC, CONFIG_FIELDS, INT4, LZMA_FILTERS, NeuralModel, unpack_weights
 
 MULT_BITS = 16  # |M| in [2**15, 2**16) whenever the shift range allows
 
@@ -41,6 +43,36 @@ def _put(arrays: dict, name: str, real) -> None:
 
 
 @torch.no_grad()
+def pack_int4(values: np.ndarray) -> bytes:
+    """Integers in [-8, 7], row-major, two per byte: element 2i in the low nibble, 2i+1 in the high."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size and (flat.min() < -8 or flat.max() > 7):
+        raise ValueError("int4 values must lie in [-8, 7]")
+    nibbles = (flat.astype(np.int64) & 0xF).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
+
+
+def pack_weights(arrays: dict, int4=()) -> bytes:
+    """name -> integer array, in order, as magic + raw LZMA2 of (index length, JSON index, raw
+    arrays). Arrays named in `int4` (values in [-8, 7]) are stored two per byte."""
+    unknown = set(int4) - set(arrays)
+    if unknown:
+        raise ValueError(f"int4 names no array: {sorted(unknown)}")
+    index, chunks = [], []
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.name not in BLOB_DTYPES:
+            raise TypeError(f"{name}: {array.dtype} is not an integer type the blob stores")
+        dtype = INT4 if name in int4 else array.dtype.name
+        index.append([name, dtype, list(array.shape)])
+        chunks.append(pack_int4(array) if dtype == INT4 else array.astype(array.dtype.newbyteorder("<")).tobytes())
+    head = json.dumps(index, separators=(",", ":")).encode()
+    raw = len(head).to_bytes(4, "little") + head + b"".join(chunks)
+    return BLOB_MAGIC + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
+
+
 def export_integer_model(model: GPT) -> tuple[dict, bytes]:
     """(header model config with kind "neural", weights blob) of the integer twin of `model`.
     Weight matrices of 4 bits (cfg.weight_bits, cfg.embed_bits) go into the blob two per byte."""

@@ -31,14 +31,20 @@ from submissions.decoder.int_ops import (
     NORM_EXTRA_BITS,
     RELU_MAX,
     RESID_MAX,
-    WEIGHT_BITS,
     attention_prob_bits,
     exp2_table,
-    weight_max,
 )
 
 LOG2_E = 1.0 / math.log(2.0)
+WEIGHT_BITS = (4, 8)  # weights are int8 in [-127, 127] or int4 in [-7, 7] (symmetric)
 MASKED = float(1 << 30)  # ALiBi bias outside the window: the exp table gives 0 there
+
+
+def weight_max(bits: int) -> int:
+    """The largest |weight| of a symmetric `bits`-bit weight: 127 or 7."""
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"weights have {bits} bits; supported: {WEIGHT_BITS}")
+    return (1 << (bits - 1)) - 1
 
 
 @dataclass(frozen=True)

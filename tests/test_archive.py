@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import lzma
 import os
@@ -129,6 +130,39 @@ def test_decoder_program_is_the_repo_code_minified(kind):
         assert text == minify_source(strip_source(path.read_text("utf-8"))), name
         assert text != strip_source(path.read_text("utf-8")), name  # the minifier did not fall back
         assert "->" not in text, name  # the annotation stripping did not fall back
+
+
+def _defined_and_named(source: str) -> tuple[set, set]:
+    """(top-level functions, classes and constants a module defines, every name it reads:
+    variables, attributes, imported names and string constants, which `getattr` and the model
+    registry use). A definition is not a read."""
+    tree = ast.parse(source)
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
+    named = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            named.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            named.add(node.attr)
+        elif isinstance(node, ast.alias):
+            named.add(node.name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named.add(node.value)
+    return defined, named
+
+
+@pytest.mark.parametrize("kind", ["context", "mix", "neural", "mix+neural"])
+def test_archives_carry_no_code_the_decoder_never_reads(kind):
+    """Every function, class and constant a shipped module defines is read somewhere in the
+    program (the bootstrap reads restore's `main`): encoder-side code (writers of the tokenizer
+    table, the weights and the zip members; the stream and shard layout) lives outside the
+    shipped modules, so archives do not pay for it. By name, so dead code whose name is read
+    elsewhere can slip through; used code is never flagged."""
+    parsed = {module: _defined_and_named(source) for module, source in decoder_modules(kind).items()}
+    named = set(_defined_and_named(BOOTSTRAP)[1]).union(*(names for _, names in parsed.values()))
+    unused = sorted(f"{module}.{name}" for module, (defined, _) in parsed.items() for name in defined - named)
+    assert not unused, unused
 
 
 def test_archive_runs_from_any_folder_and_ignores_a_foreign_decoder_package(packed, tmp_path):

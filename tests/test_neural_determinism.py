@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.export import random_integer_weights
+from models.export import pack_int4, pack_weights, random_integer_weights
 from submissions.decoder import codec, encoding
 from submissions.decoder.int_ops import (
     FLOAT32_EXACT,
@@ -27,8 +27,6 @@ from submissions.decoder.neural_model import (
     NeuralModel,
     _Linear,
     choose_backend,
-    pack_int4,
-    pack_weights,
     unpack_int4,
     unpack_weights,
 )

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from submissions.decoder.frequencies import normalize_frequencies, symbol_intervals
-from submissions.decoder.encoding import RansEncoder
+from submissions.decoder.encoding import RansEncoder, symbol_intervals
+from submissions.decoder.frequencies import normalize_frequencies
 from submissions.decoder.rans import CorruptPayload, RansDecoder
 
 

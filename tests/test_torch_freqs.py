@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
-from submissions.decoder.frequencies import locate_symbols, normalize_frequencies, symbol_intervals
-from submissions.decoder.torch_freqs import locate_symbols_torch, normalize_frequencies_torch, symbol_intervals_torch
+from submissions.decoder.encoding import symbol_intervals, symbol_intervals_torch
+from submissions.decoder.frequencies import locate_symbols, normalize_frequencies
+from submissions.decoder.torch_freqs import locate_symbols_torch, normalize_frequencies_torch
 
 
 @settings(max_examples=150, deadline=None)

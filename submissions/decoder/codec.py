@@ -18,14 +18,9 @@ archive bytes never depend on how many did the work.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import numpy as np
 
 from .rans import CorruptPayload, RansDecoder  # noqa: F401 (CorruptPayload re-exported)
-
-Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
-
 
 def stream_lengths(n_tokens: int, n_streams: int) -> np.ndarray:
     base, extra = divmod(n_tokens, n_streams)
@@ -43,9 +38,9 @@ def _native_step(model):
     return getattr(model, "step_native", model.step)
 
 
-def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> np.ndarray:
+def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress=None, block: int | None = None) -> np.ndarray:
     """The token ids (uint16 where the vocabulary allows: the decoded file's ids are its largest
-    array); block as given to encode."""
+    array); block as given to encode; progress(steps done, total steps) after every step."""
     if n_streams == 0:
         return np.zeros(0, dtype=np.int64)
     lengths = stream_lengths(n_tokens, n_streams)

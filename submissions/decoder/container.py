@@ -17,7 +17,6 @@ HEADER = "header.json"
 TOKENIZER = "tokenizer.bin"
 MODEL = "model.bin"
 PAYLOAD = "payload.bin"
-SECTIONS = (TOKENIZER, MODEL, PAYLOAD)
 
 
 class ArchiveCorrupt(Exception):

@@ -7,10 +7,16 @@ stream layout, the same model calls, the same block ends.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
-from .codec import Progress, _native_step, _steps, stream_lengths
-from .rans import MAX_PROB_BITS, STATE_LOW, WORD_BITS, WORD_MASK, binary_intervals
+from .codec import _native_step, _steps, stream_lengths
+from .rans import STATE_LOW, WORD_BITS, binary_intervals
+
+Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
+WORD_MASK = (1 << WORD_BITS) - 1
+MAX_PROB_BITS = 31  # a frequency total of 2**31 keeps the 64-bit state arithmetic exact
 
 
 def effective_streams(n_tokens: int, requested: int) -> int:
@@ -126,10 +132,29 @@ def encode_with_cost(model, tokens, n_streams: int, prob_bits: int, progress: Pr
     return encoder.finish(), encoder.ideal_bits()
 
 
+def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it.
+    freqs may also be a torch tensor on a device (symbol_intervals_torch)."""
+    if not isinstance(freqs, np.ndarray):
+        return symbol_intervals_torch(freqs, symbols)
+    cumulative = np.cumsum(freqs, axis=1)
+    rows = np.arange(len(symbols))
+    freq = freqs[rows, symbols]
+    return cumulative[rows, symbols] - freq, freq
+
+
+def symbol_intervals_torch(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """symbol_intervals on a torch device: only (start, freq), B numbers each, come back to the host."""
+    import torch  # only a model that runs on torch gives tensors
+
+    index = torch.as_tensor(np.asarray(symbols, dtype=np.int64), device=freqs.device)[:, None]
+    freq = freqs.gather(1, index)
+    start = freqs.cumsum(dim=1).gather(1, index) - freq
+    return start[:, 0].cpu().numpy(), freq[:, 0].cpu().numpy()
+
+
 def _table_encoder(model, encoder: RansEncoder):
     """put(prev, k, tokens) for a model giving a frequency table per step."""
-    from .frequencies import symbol_intervals  # shipped only with token-table models
-
     step = _native_step(model)
     return lambda prev, k, tokens: encoder.put(*symbol_intervals(step(prev)[:k], tokens))
 

@@ -1,5 +1,5 @@
 """Frequency tables over a vocabulary for the rANS coder: made from model scores,
-and the interval of a symbol (encoding) or the symbol of a coder slot (decoding).
+and the symbol of a coder slot (decoding; the encoder's symbol_intervals is in encoding.py).
 
 Only token-table models (context, neural) need this module; an archive of the
 binary mixing model leaves it out. Integer math only (determinism contract).
@@ -52,19 +52,6 @@ def _divide_rows(numerators: np.ndarray, divisors: np.ndarray) -> np.ndarray:
     for row, divisor in enumerate(flat_divisors.tolist()):
         np.floor_divide(flat_numerators[row], divisor, out=out[row])
     return out.reshape(numerators.shape)
-
-
-def symbol_intervals(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start, freq) of symbols[b] in row b of freqs: start = sum of freqs below it.
-    freqs may also be a torch tensor on a device (see torch_freqs.py)."""
-    if not isinstance(freqs, np.ndarray):
-        from .torch_freqs import symbol_intervals_torch
-
-        return symbol_intervals_torch(freqs, symbols)
-    cumulative = np.cumsum(freqs, axis=1)
-    rows = np.arange(len(symbols))
-    freq = freqs[rows, symbols]
-    return cumulative[rows, symbols] - freq, freq
 
 
 def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ import numpy as np
 
 FLOAT32_EXACT = 1 << 24  # float32 holds every integer of magnitude <= 2**24
 ACT_MAX = 127  # int8 activations and weights live in [-127, 127]
-WEIGHT_BITS = (4, 8)  # weights are int8 in [-127, 127] or int4 in [-7, 7] (symmetric)
 RELU_MAX = 255  # the MLP hidden activation (after ReLU) lives in [0, 255]
 RESID_MAX = (1 << 20) - 1  # residual stream clamp: h*h < 2**40, sums of squares < 2**52
 NORM_EXTRA_BITS = 5  # the integer rms carries 5 more fractional bits than the residual
@@ -51,13 +50,6 @@ def exp2_table(frac_bits: int, scale_bits: int) -> np.ndarray:
         shift = TABLE_PRECISION + whole - scale_bits  # > 0: scale_bits < TABLE_PRECISION
         table.append((fractions[j] + (1 << (shift - 1))) >> shift)
     return np.array(table, dtype=np.int64)
-
-
-def weight_max(bits: int) -> int:
-    """The largest |weight| of a symmetric `bits`-bit weight: 127 or 7."""
-    if bits not in WEIGHT_BITS:
-        raise ValueError(f"weights have {bits} bits; supported: {WEIGHT_BITS}")
-    return (1 << (bits - 1)) - 1
 
 
 def attention_prob_bits(context: int) -> int:

@@ -68,19 +68,8 @@ INT4 = "int4"  # signed 4-bit values, two per byte (low nibble first); read back
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 
 
-def pack_int4(values: np.ndarray) -> bytes:
-    """Integers in [-8, 7], row-major, two per byte: element 2i in the low nibble, 2i+1 in the high."""
-    flat = np.asarray(values).reshape(-1)
-    if flat.size and (flat.min() < -8 or flat.max() > 7):
-        raise ValueError("int4 values must lie in [-8, 7]")
-    nibbles = (flat.astype(np.int64) & 0xF).astype(np.uint8)
-    if nibbles.size % 2:
-        nibbles = np.append(nibbles, np.uint8(0))
-    return (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
-
-
 def unpack_int4(data: bytes, count: int) -> np.ndarray:
-    """Inverse of pack_int4: `count` int8 values."""
+    """Inverse of models.export.pack_int4: `count` int8 values."""
     packed = np.frombuffer(data, dtype=np.uint8)
     nibbles = np.empty(2 * packed.size, dtype=np.int8)
     nibbles[0::2], nibbles[1::2] = packed & 0xF, packed >> 4
@@ -91,27 +80,8 @@ def _nbytes(dtype: str, count: int) -> int:
     return (count + 1) // 2 if dtype == INT4 else count * np.dtype(dtype).itemsize
 
 
-def pack_weights(arrays: dict, int4=()) -> bytes:
-    """name -> integer array, in order, as magic + raw LZMA2 of (index length, JSON index, raw
-    arrays). Arrays named in `int4` (values in [-8, 7]) are stored two per byte."""
-    unknown = set(int4) - set(arrays)
-    if unknown:
-        raise ValueError(f"int4 names no array: {sorted(unknown)}")
-    index, chunks = [], []
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.dtype.name not in BLOB_DTYPES:
-            raise TypeError(f"{name}: {array.dtype} is not an integer type the blob stores")
-        dtype = INT4 if name in int4 else array.dtype.name
-        index.append([name, dtype, list(array.shape)])
-        chunks.append(pack_int4(array) if dtype == INT4 else array.astype(array.dtype.newbyteorder("<")).tobytes())
-    head = json.dumps(index, separators=(",", ":")).encode()
-    raw = len(head).to_bytes(4, "little") + head + b"".join(chunks)
-    return BLOB_MAGIC + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
-
-
 def unpack_weights(blob: bytes) -> dict:
-    """Inverse of pack_weights (int4 arrays come back as int8); ValueError on anything that is not such a blob."""
+    """Inverse of models.export.pack_weights (int4 arrays come back as int8); ValueError on anything that is not such a blob."""
     if blob[:4] != BLOB_MAGIC:
         raise ValueError("model weights are not a neural weights blob")
     try:

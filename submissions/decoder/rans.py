@@ -23,8 +23,6 @@ import numpy as np
 
 STATE_LOW = 1 << 31  # L: the lower bound of the normalized state interval
 WORD_BITS = 32
-WORD_MASK = (1 << WORD_BITS) - 1
-MAX_PROB_BITS = 31
 
 
 class CorruptPayload(ValueError):

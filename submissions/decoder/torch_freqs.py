@@ -33,13 +33,6 @@ def normalize_frequencies_torch(weights: torch.Tensor, prob_bits: int) -> torch.
     return freqs.scatter_add(-1, top, remainder)
 
 
-def symbol_intervals_torch(freqs: torch.Tensor, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    index = torch.as_tensor(np.asarray(symbols, dtype=np.int64), device=freqs.device)[:, None]
-    freq = freqs.gather(1, index)
-    start = freqs.cumsum(dim=1).gather(1, index) - freq
-    return start[:, 0].cpu().numpy(), freq[:, 0].cpu().numpy()
-
-
 def locate_symbols_torch(freqs: torch.Tensor, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symbols whose interval holds `slot`, with their (start, freq), as numpy arrays."""
     cumulative = freqs.cumsum(dim=1)
