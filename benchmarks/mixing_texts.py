@@ -86,7 +86,7 @@ def main() -> None:
     header = (
         "# Context mixing beside standard compressors on real texts\n\n"
         f"Measured {datetime.date.today()} on {platform.machine()} Linux, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()} (`python benchmarks/mixing_texts.py {' '.join(map(str, args.files))}`). "
+        f"{platform.python_version()} (`python benchmarks/mixing_texts.py {' '.join(sys.argv[1:])}`). "
         "Our rows are real archives restored byte-exactly by `verify run` in the clean environment; decode "
         "seconds are that restore (numpy, 1 thread). Baselines are round-trip checked.\n\n"
     )
