@@ -108,12 +108,11 @@ def test_ten_megabyte_single_line_is_fast(tok):
 
 
 def test_real_text_is_compact(tok, train_text):
-    if not ENWIK6.is_file():
-        pytest.skip(f"{ENWIK6} is absent: the bytes/token bound is for enwik6")
     stats = {}
     ids = tok.encode(train_text, stats)
-    # vocab 1024 on 200 KB: 2.40 bytes/token (2.5 needs vocab 2048: 2.88); nothing escaped
-    assert len(train_text) / len(ids) > 2.3
+    # vocab 1024 on enwik6's first 200 KB: 2.40 bytes/token (2.5 needs vocab 2048: 2.88); on the
+    # 40 KB built-in sample (where ../shared is absent): 3.05; nothing escaped in either
+    assert len(train_text) / len(ids) > (2.3 if ENWIK6.is_file() else 2.9)
     assert stats == {"escaped_bytes": 0, "fallback_bytes": 0}
 
 
