@@ -23,8 +23,7 @@ import numpy as np
 
 from submissions.decoder.codec import _native_step
 from submissions.decoder.model_registry import build_model
-from submissions.decoder.encoding import symbol_intervals
-from submissions.decoder.encoding import RansEncoder
+from submissions.decoder.encoding import RansEncoder, symbol_intervals
 from submissions.decoder.rans import RansDecoder
 
 PROB_BITS = 28

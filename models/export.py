@@ -42,7 +42,6 @@ def _put(arrays: dict, name: str, real) -> None:
     arrays[f"{name}.m"], arrays[f"{name}.s"] = quantize_multiplier(np.atleast_1d(real))
 
 
-@torch.no_grad()
 def pack_int4(values: np.ndarray) -> bytes:
     """Integers in [-8, 7], row-major, two per byte: element 2i in the low nibble, 2i+1 in the high."""
     flat = np.asarray(values).reshape(-1)
@@ -73,6 +72,7 @@ def pack_weights(arrays: dict, int4=()) -> bytes:
     return BLOB_MAGIC + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
 
 
+@torch.no_grad()
 def export_integer_model(model: GPT) -> tuple[dict, bytes]:
     """(header model config with kind "neural", weights blob) of the integer twin of `model`.
     Weight matrices of 4 bits (cfg.weight_bits, cfg.embed_bits) go into the blob two per byte."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from .rans import CorruptPayload, RansDecoder  # noqa: F401 (CorruptPayload re-exported)
 
+
 def stream_lengths(n_tokens: int, n_streams: int) -> np.ndarray:
     base, extra = divmod(n_tokens, n_streams)
     return np.array([base + (b < extra) for b in range(n_streams)], dtype=np.int64)
@@ -72,4 +73,3 @@ def _decode_bits(model, decoder: RansDecoder, prev: np.ndarray, k: int) -> np.nd
         model.update(bits)
         tokens = 2 * tokens + bits
     return tokens
-

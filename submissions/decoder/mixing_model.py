@@ -152,6 +152,7 @@ class ContextMixingModel:
         self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
         self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
         self.map_offsets = np.arange(n_contexts) * CELL_STATES
+        self.seen_weights = 8 << np.arange(min(4, n_contexts - 1))  # orders 1-4 seen: 16 classes of 8 (SEEN_CLASSES)
         match_bits = min(table_bits, MATCH_TABLE_BITS)
         self.matches = [MatchModel(n_streams, self.n_bits, n, match_bits, local=True) for n in local_match_lengths]
         self.matches += [MatchModel(n_streams, self.n_bits, n, match_bits) for n in match_lengths]
@@ -404,8 +405,7 @@ class ContextMixingModel:
         inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [self.bias[:k]], axis=1)
         match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
         # which of the first four contexts beyond order 0 (orders 1-4) were seen, and an eighth of the rest
-        first = seen[:, 1:5].astype(np.int64) << np.arange(3, 3 + min(4, seen.shape[1] - 1))
-        seen_class = first.sum(axis=1) + seen[:, 5:].sum(axis=1) * 8 // seen.shape[1]
+        seen_class = seen[:, 1:5] @ self.seen_weights + seen[:, 5:].sum(axis=1) * 8 // seen.shape[1]
         by_depth = [depth * MATCH_CLASSES + match_class, depth * SEEN_CLASSES + seen_class, depth * 256 + self.last_byte]
         values = [self.history[:k, 0]] + ([self.mark[:k].astype(np.int64), self.nest_state] if self.marks else [])
         values += [self.line_head.astype(np.int64)] if self.lines else []
