@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from pipeline.errors import UserError
+from submissions.decoder.context_model import ContextConfig
+from submissions.decoder.mixing import MAX_COUNT_LIMIT
+from submissions.decoder.mixing_model import MixConfig
 
 
 @dataclass(frozen=True)
@@ -16,15 +19,7 @@ class TokenizerConfig:
     model_type: str = "bpe"
 
 
-@dataclass(frozen=True)
-class ContextModelConfig:
-    """The adaptive order-0..max_order token model (submissions/decoder/context_model.py)."""
-
-    kind: str = "context"
-    max_order: int = 2
-    order1_rows: int = 8192
-    hashed_rows: int = 32749  # rows of each hashed (order >= 2) table: rows * vocab * 2 bytes (268 MB at vocab 4096)
-    count_limit: int = 60000
+ContextModelConfig = ContextConfig  # the adaptive order-0..max_order token model: its one definition is in the decoder
 
 
 @dataclass(frozen=True)
@@ -53,31 +48,14 @@ class NeuralModelConfig:
 
 
 @dataclass(frozen=True)
-class MixingModelConfig:
-    """Online context mixing over token bits (submissions/decoder/mixing_model.py): token,
-    byte and word contexts, a match model, logistic mixers and refiners; nothing to train."""
+class MixingModelConfig(MixConfig):
+    """Online context mixing over token bits (its fields and defaults: MixConfig in the decoder,
+    submissions/decoder/mixing_model.py), plus a trained transformer as one more input."""
 
-    kind: str = "mix"
-    orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
-    sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
-    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
-    word: bool = True  # contexts of the current word, with the word before it, with the last token
-    lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
-    marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
-    local: bool = True  # orders 0-2 and the word hashed with the stream: each stream's own statistics
-    table_bits: int = 25  # one shared hashed table of 2**table_bits count cells (8 bytes each: 256 MiB)
-    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (4,)  # one match model per length: tokens of context a match must share
-    local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
-    learning_rate: int = 20  # mixer step size
-    neural: Optional[NeuralModelConfig] = None  # a trained transformer as one more input
+    neural: Optional[NeuralModelConfig] = None
 
-    def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
-        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
-        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
-        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
-        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
-        object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
+    def __post_init__(self):
+        super().__post_init__()
         if isinstance(self.neural, dict):
             object.__setattr__(self, "neural", NeuralModelConfig(**self.neural))
 
@@ -144,18 +122,18 @@ class PipelineConfig:
             raise UserError("the number of shards must be at least 1")
         if not 16 <= self.coder.prob_bits <= 31:
             raise UserError("prob_bits must be between 16 and 31")
-        if self.model.kind == "context" and self.model.count_limit + most_streams >= 1 << 16:
-            raise UserError("count_limit + n_streams must stay below 65536 (uint16 counts)")
+        if self.model.kind == "context" and not 1 <= self.model.count_limit < (1 << 16) - 1:
+            raise UserError("count_limit must be between 1 and 65534 (uint16 counts)")
         if self.model.kind == "mix":
-            if not 10 <= self.model.table_bits <= 32:
-                raise UserError("table_bits must be between 10 and 32")
+            if not 10 <= self.model.table_bits <= 30:
+                raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30)")
             offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths) + list(self.model.local_match_lengths)
             if not all(1 <= o <= 32 for o in offsets) or not all(c for c in self.model.sparse):
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
             if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):
                 raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
-            if not 2 <= self.model.count_limit < 65536 - most_streams:
-                raise UserError("count_limit must be at least 2 and below 65536 - n_streams (16-bit counts)")
+            if not 2 <= self.model.count_limit <= MAX_COUNT_LIMIT:
+                raise UserError(f"count_limit must be between 2 and {MAX_COUNT_LIMIT} (12-bit counts)")
         neural = self.neural_model()
         if neural is not None:
             if neural.max_minutes is None and neural.max_steps is None:

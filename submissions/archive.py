@@ -72,9 +72,9 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same by
 # (restore, codec, ...): a context-model archive does not pay for the neural model's code, and
 # a mixing model with a neural input carries both sets (program_kind)
 PROGRAM_MODULES = {
-    "context": ("context_model", "frequencies"),
+    "context": ("context_model", "frequencies", "jit"),
     "neural": ("neural_model", "int_ops", "torch_freqs", "frequencies"),
-    "mix": ("mixing_model", "mixing", "match_model", "logistic"),
+    "mix": ("mixing_model", "mixing", "match_model", "logistic", "contexts", "binary_coder", "jit"),
 }
 PROGRAM_MODULES["mix+neural"] = PROGRAM_MODULES["mix"] + PROGRAM_MODULES["neural"]
 MODEL_MODULES = {module for modules in PROGRAM_MODULES.values() for module in modules}

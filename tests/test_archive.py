@@ -84,7 +84,7 @@ def test_parts_add_up_to_the_file_size(packed):
     info = inspect(archive)
     assert sum(info.parts.values()) == info.total_bytes == archive.stat().st_size
     assert info.parts["payload"] > 0 and info.parts["tokenizer"] > 0 and info.parts["decoder"] > 0
-    assert info.runtime == ["numpy"]
+    assert info.runtime == ["numpy", "numba"]
     assert info.config["tokenizer"]["vocab_size"] == 512
 
 

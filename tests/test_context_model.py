@@ -7,13 +7,13 @@ from hypothesis import strategies as st
 
 import coding
 from submissions.decoder import codec, encoding
-from submissions.decoder.context_model import ContextModel
+from submissions.decoder.context_model import ContextConfig, ContextModel
 
 PROB_BITS = 28
 
 
 def round_trip(tokens: np.ndarray, vocab: int, n_streams: int, **params) -> bytes:
-    return coding.round_trip(ContextModel, tokens, vocab, n_streams, **params)
+    return coding.round_trip(lambda streams: ContextModel(vocab, streams, PROB_BITS, ContextConfig(**params)), tokens, n_streams)
 
 
 @settings(max_examples=60, deadline=None)

@@ -25,7 +25,7 @@ from pipeline.train import train
 from pipeline.unpack import unpack
 from submissions.decoder import codec, encoding
 from submissions.decoder.context_model import ContextModel
-from submissions.decoder.mixing_model import ContextMixingModel
+from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
 from submissions.decoder.rans import CorruptPayload
 from tests.coding import PROB_BITS
 from tokenizer import load_tokenizer
@@ -57,7 +57,7 @@ def test_blocks_round_trip_for_table_models(ids, streams, block):
 def test_blocks_round_trip_for_binary_models(ids, streams, block):
     tokens = np.array(ids, dtype=np.int64)
     streams = encoding.effective_streams(len(tokens), streams)
-    _, decoded = _code(lambda: ContextMixingModel(300, streams, PROB_BITS, **SMALL_MIX), tokens, streams, block)
+    _, decoded = _code(lambda: ContextMixingModel(300, streams, PROB_BITS, MixConfig(**SMALL_MIX)), tokens, streams, block)
     np.testing.assert_array_equal(decoded, tokens)
 
 

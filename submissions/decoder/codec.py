@@ -1,19 +1,21 @@
-"""Token streams <-> payload: one loop shared by the encoder and the decoder.
+"""Token streams <-> payload: one coding loop for the encoder and the decoder.
 
-The token sequence is cut into B contiguous streams (the first N % B streams one
-token longer). Every step advances all active streams by one token: one model
-step, one vectorized coder step. Because stream lengths never grow with the
-stream index, the active streams at any step are a prefix 0..k-1.
+The token sequence is cut into B contiguous streams (the first N % B streams one token
+longer). Step t codes token t of every active stream, stream by stream; because stream
+lengths never grow with the stream index, the active streams at any step are a prefix.
 
-A model either gives a frequency table over the vocabulary per step (`step`),
-or is binary (`binary = True`): it codes each token as n_bits yes/no decisions,
-most significant bit first (`begin`, then `zero_freqs` / `update` per bit).
+`code` walks the steps in chunks; the model codes a chunk through the coder, and only the
+coder knows the direction: an encoder (encoding.RansEncoder) reads the tokens and records
+their intervals, a decoder (rans.RansDecoder) reads the payload and writes the tokens. A
+binary model codes a chunk in its own compiled kernel (`code_steps`), bit by bit; a
+token-table model (`binary = False`) gives a frequency table over the vocabulary per step
+(`step(prev)`) and the coder codes every active stream's symbol at once.
 
-Every `block` steps (encoding.block_steps) the coder ends a block (rans.py), so the encoder holds
-one block's intervals, never the whole file's. A large input is also cut into
-shards: contiguous pieces coded independently, each with its own model and
-streams, so shards can be coded by different processes or machines and the
-archive bytes never depend on how many did the work.
+Every `block` steps (encoding.block_steps) the coder ends a block (rans.py), so the encoder
+holds one block's intervals, never the whole file's. A large input is also cut into shards:
+contiguous pieces coded independently, each with its own model and streams, so shards can be
+coded by different processes or machines and the archive bytes never depend on how many did
+the work.
 """
 
 from __future__ import annotations
@@ -22,54 +24,63 @@ import numpy as np
 
 from .rans import CorruptPayload, RansDecoder  # noqa: F401 (CorruptPayload re-exported)
 
+CHUNK_STEPS = 256  # steps a model codes between two progress reports
+
 
 def stream_lengths(n_tokens: int, n_streams: int) -> np.ndarray:
     base, extra = divmod(n_tokens, n_streams)
     return np.array([base + (b < extra) for b in range(n_streams)], dtype=np.int64)
 
 
-def _steps(lengths: np.ndarray) -> list[int]:
-    """Active prefix size k_t for every step t."""
-    n_steps = int(lengths[0]) if len(lengths) else 0
-    return [int(np.count_nonzero(lengths > t)) for t in range(n_steps)]
+def code(model, coder, tokens: np.ndarray, n_streams: int, block: int | None = None, progress=None) -> None:
+    """Code the token array through the coder: read it when encoding (any 1-D integer array,
+    a memory map included), fill it in when decoding. progress(steps done, total steps)."""
+    lengths = stream_lengths(len(tokens), n_streams)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n_steps = int(lengths[0])
+    code_steps = model.code_steps if getattr(model, "binary", False) else _table_steps(model, n_streams)
+    t = 0
+    while t < n_steps:
+        if block and t and t % block == 0:
+            coder.next_block()
+        end = min(n_steps, t + CHUNK_STEPS, (t // block + 1) * block if block else n_steps)
+        steps = np.arange(t, end)
+        active = steps[None, :] < lengths[:, None]  # (B, steps)
+        index = np.where(active, starts[:, None] + steps[None, :], 0)
+        window = np.zeros(index.shape, dtype=np.int64) if coder.decoding else np.where(active, tokens[index], 0).astype(np.int64)
+        code_steps(coder, window, lengths, t)
+        coder.check()
+        if coder.decoding:
+            tokens[index[active]] = window[active]
+        t = end
+        if progress:
+            progress(t, n_steps)
 
 
-def _native_step(model):
-    """A model may keep its frequencies where it computed them (a GPU): `step_native`."""
-    return getattr(model, "step_native", model.step)
+def _table_steps(model, n_streams: int):
+    """code_steps for a token-table model: one frequency table per stream and step. A model
+    may keep its frequencies where it computed them (a GPU): `step_native`."""
+    step = getattr(model, "step_native", model.step)
+    prev = np.full(n_streams, -1, dtype=np.int64)
+
+    def code_steps(coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        for i in range(window.shape[1]):
+            k = int(np.count_nonzero(lengths > t0 + i))
+            window[:k, i] = coder.symbols(step(prev)[:k], window[:k, i])
+            prev[:] = -1
+            prev[:k] = window[:k, i]
+
+    return code_steps
 
 
 def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress=None, block: int | None = None) -> np.ndarray:
     """The token ids (uint16 where the vocabulary allows: the decoded file's ids are its largest
-    array); block as given to encode; progress(steps done, total steps) after every step."""
+    array); block as given to encode; progress(steps done, total steps)."""
     if n_streams == 0:
         return np.zeros(0, dtype=np.int64)
-    lengths = stream_lengths(n_tokens, n_streams)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     decoder = RansDecoder(payload, n_streams, prob_bits)
     vocab = 1 << model.n_bits if getattr(model, "binary", False) else getattr(model, "vocab_size", 1 << 31)
     tokens = np.zeros(n_tokens, dtype=np.uint16 if vocab <= 1 << 16 else np.int64)
-    prev = np.full(n_streams, -1, dtype=np.int64)
-    active = _steps(lengths)
-    binary, step = getattr(model, "binary", False), _native_step(model)
-    for t, k in enumerate(active):
-        if block and t and t % block == 0:
-            decoder.next_block()
-        current = _decode_bits(model, decoder, prev, k) if binary else decoder.get(step(prev)[:k])
-        tokens[starts[:k] + t] = current
-        prev = np.full(n_streams, -1, dtype=np.int64)
-        prev[:k] = current
-        if progress:
-            progress(t + 1, len(active))
+    code(model, decoder, tokens, n_streams, block, progress)
     decoder.check_finished()
-    return tokens
-
-
-def _decode_bits(model, decoder: RansDecoder, prev: np.ndarray, k: int) -> np.ndarray:
-    model.begin(prev, k)
-    tokens = np.zeros(k, dtype=np.int64)
-    for _ in range(model.n_bits):
-        bits = decoder.get_bits(model.zero_freqs())
-        model.update(bits)
-        tokens = 2 * tokens + bits
     return tokens

@@ -1,18 +1,20 @@
-"""The encoder side of the coder: the rANS encoder and the encoding loop.
+"""The encoder side of the coder: the rANS encoder, and encode() through codec.code, the
+loop the decoder runs too.
 
-Archives do not carry this module (a decoder never encodes); `pipeline pack` and
-the tests import it. The loop mirrors codec.decode step for step: the same
-stream layout, the same model calls, the same block ends.
+Archives do not carry this module (a decoder never encodes); `pipeline pack` and the tests
+import it.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
 
-from .codec import _native_step, _steps, stream_lengths
-from .rans import STATE_LOW, WORD_BITS, binary_intervals
+from .codec import code, stream_lengths
+from .jit import entry, timed_first_call
+from .rans import COUNT, FAILED, STATE_LOW, WORD_BITS, new_coder
 
 Progress = Optional[Callable[[int, int], None]]  # (steps done, total steps)
 WORD_MASK = (1 << WORD_BITS) - 1
@@ -24,7 +26,7 @@ def effective_streams(n_tokens: int, requested: int) -> int:
     return max(0, min(requested, n_tokens))
 
 
-BLOCK_SYMBOLS = 1 << 23  # symbols an encoder block holds (8 bytes each: 64 MiB)
+BLOCK_SYMBOLS = 1 << 23  # symbols an encoder block holds (10 bytes each: 80 MiB)
 
 
 def block_steps(n_streams: int, symbols_per_token: int) -> int:
@@ -43,65 +45,85 @@ def shard_sizes(n_tokens: int, n_shards: int) -> list[int]:
 
 
 class RansEncoder:
-    """Collects (start, freq) per step, then codes them backwards block by block.
+    """Collects every symbol's interval (start, freq, stream) in decoding order, then codes
+    them backwards, block by block.
 
-    A block (see `end_block`) is coded on its own: it starts from fresh states and
-    writes its n_streams initial states and then its words. The encoder holds one
-    block's intervals (8 bytes a symbol) at a time, so its memory does not grow with
-    the input; a one-block payload is states followed by words."""
+    A block (see `next_block`) is coded on its own: it starts from fresh states and writes its
+    n_streams initial states and then its words. The encoder holds one block's intervals
+    (10 bytes a symbol, at most `capacity`) at a time, so its memory does not grow with the
+    input; a one-block payload is states followed by words."""
 
-    def __init__(self, n_streams: int, prob_bits: int):
+    decoding = False
+
+    def __init__(self, n_streams: int, prob_bits: int, capacity: int):
         if not 1 <= prob_bits <= MAX_PROB_BITS:
             raise ValueError(f"prob_bits must be in 1..{MAX_PROB_BITS}")
-        self.n_streams = n_streams
-        self.prob_bits = prob_bits
-        self._steps: list[tuple[np.ndarray, np.ndarray]] = []
+        self.n_streams, self.prob_bits = n_streams, prob_bits
+        self.arrays = new_coder(False, n_streams, prob_bits, capacity=capacity)
         self._blocks: list[bytes] = []
         self._ideal_bits = 0.0
 
-    def put(self, starts: np.ndarray, freqs: np.ndarray) -> None:
-        """One step: symbol intervals of streams 0..k-1 (active streams form a prefix).
-        Both fit 32 bits (prob_bits <= 31), which halves what a block holds."""
-        self._steps.append((np.asarray(starts).astype(np.uint32), np.asarray(freqs).astype(np.uint32)))
+    def symbols(self, freqs, symbols: np.ndarray) -> np.ndarray:
+        """Record symbols[b] of each of the first len(freqs) streams (an active prefix) under
+        their frequency tables; return them (as a decoder would)."""
+        start, freq = symbol_intervals(freqs, symbols)
+        count, k = int(self.arrays.vars[COUNT]), len(symbols)
+        if count + k > len(self.arrays.starts):
+            raise RuntimeError("the encoder's block is full (block_steps too large for its capacity)")
+        self.arrays.starts[count : count + k] = start
+        self.arrays.freqs[count : count + k] = freq
+        self.arrays.streams[count : count + k] = np.arange(k)
+        self.arrays.vars[COUNT] = count + k
+        return symbols
+
+    def check(self) -> None:
+        if self.arrays.vars[FAILED]:
+            raise RuntimeError("the encoder's block is full (block_steps too large for its capacity)")
 
     def ideal_bits(self) -> float:
-        """Sum of -log2(freq / 2**prob_bits) over every symbol put: the model's code length,
+        """Sum of -log2(freq / 2**prob_bits) over every symbol recorded: the model's code length,
         which the payload matches up to the coder's few bytes per stream and block. Reporting
         only: float log2 never steers coding."""
         return self._ideal_bits + self._block_ideal_bits()
 
     def _block_ideal_bits(self) -> float:
-        return float(sum(self.prob_bits * len(f) - np.log2(f.astype(np.float64)).sum() for _, f in self._steps))
+        freqs = self.arrays.freqs[: self.arrays.vars[COUNT]]
+        return float(self.prob_bits * len(freqs) - np.log2(freqs.astype(np.float64)).sum())
 
-    def end_block(self) -> None:
-        """Code the steps put since the last block; the decoder calls next_block at the same step."""
+    def next_block(self) -> None:
+        """Code the symbols recorded since the last block; the decoder reads the next block's
+        states at the same step."""
         self._ideal_bits += self._block_ideal_bits()
-        self._blocks.append(self._code_block())
-        self._steps = []
+        count = int(self.arrays.vars[COUNT])
+        with np.errstate(over="ignore"):  # numpy scalars (JIT off) warn on the wrapping uint64 state arithmetic
+            state, words = timed_first_call(encode_block, self.arrays.starts, self.arrays.freqs, self.arrays.streams, count, self.n_streams, self.prob_bits)
+        self._blocks.append(state.astype("<u8").tobytes() + words.astype("<u4").tobytes())
+        self.arrays.vars[COUNT] = 0
 
     def finish(self) -> bytes:
         """Code the last block; return every block's states and words."""
-        if self._steps or not self._blocks:
-            self.end_block()
+        if self.arrays.vars[COUNT] or not self._blocks:
+            self.next_block()
         return b"".join(self._blocks)
 
-    def _code_block(self) -> bytes:
-        """Code the block's steps in reverse: initial states followed by the word buffer."""
-        shift = np.uint64(self.prob_bits)
-        x_max_unit = np.uint64(((STATE_LOW >> self.prob_bits) << WORD_BITS))
-        state = np.full(self.n_streams, STATE_LOW, dtype=np.uint64)
-        chunks: list[np.ndarray] = []
-        for starts, freqs in reversed(self._steps):
-            starts, freqs = starts.astype(np.uint64), freqs.astype(np.uint64)
-            k = len(freqs)
-            x = state[:k]
-            flush = x >= x_max_unit * freqs
-            if flush.any():
-                chunks.append((x[flush] & np.uint64(WORD_MASK)).astype(np.uint32))
-                x[flush] >>= np.uint64(WORD_BITS)
-            state[:k] = ((x // freqs) << shift) + (x % freqs) + starts
-        words = np.concatenate(chunks[::-1]) if chunks else np.zeros(0, np.uint32)
-        return state.astype("<u8").tobytes() + words.astype("<u4").tobytes()
+
+@partial(entry, allocates=True)
+def encode_block(starts, freqs, streams, count, n_streams, prob_bits):
+    """(initial states, words) of the block: its symbols coded in reverse, so the decoder
+    reads them forwards."""
+    state = np.full(n_streams, np.uint64(STATE_LOW), dtype=np.uint64)
+    words = np.zeros(count, dtype=np.uint32)
+    n_words = 0
+    x_max_unit = np.uint64((STATE_LOW >> prob_bits) << WORD_BITS)
+    for i in range(count - 1, -1, -1):
+        b, freq = streams[i], np.uint64(freqs[i])
+        x = state[b]
+        if x >= x_max_unit * freq:
+            words[n_words] = x & np.uint64(WORD_MASK)
+            n_words += 1
+            x >>= np.uint64(WORD_BITS)
+        state[b] = (x // freq << np.uint64(prob_bits)) + x % freq + np.uint64(starts[i])
+    return state, words[:n_words][::-1].copy()
 
 
 def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> bytes:
@@ -114,21 +136,11 @@ def encode_with_cost(model, tokens, n_streams: int, prob_bits: int, progress: Pr
     block (None: one block)."""
     if n_streams == 0:
         return b"", 0.0
-    lengths = stream_lengths(len(tokens), n_streams)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    encoder = RansEncoder(n_streams, prob_bits)
-    prev = np.full(n_streams, -1, dtype=np.int64)
-    active = _steps(lengths)
-    put_tokens = _bits_encoder(model, encoder, prob_bits) if getattr(model, "binary", False) else _table_encoder(model, encoder)
-    for t, k in enumerate(active):
-        current = np.asarray(tokens[starts[:k] + t], dtype=np.int64)
-        if block and t and t % block == 0:
-            encoder.end_block()
-        put_tokens(prev, k, current)
-        prev = np.full(n_streams, -1, dtype=np.int64)
-        prev[:k] = current
-        if progress:
-            progress(t + 1, len(active))
+    n_steps = -(-len(tokens) // n_streams)
+    binary = getattr(model, "binary", False)
+    per_token = symbols_per_token(binary, 1 << model.n_bits if binary else 1)
+    encoder = RansEncoder(n_streams, prob_bits, capacity=min(block or n_steps, n_steps) * n_streams * per_token)
+    code(model, encoder, tokens, n_streams, block, progress)
     return encoder.finish(), encoder.ideal_bits()
 
 
@@ -151,22 +163,3 @@ def symbol_intervals_torch(freqs, symbols: np.ndarray) -> tuple[np.ndarray, np.n
     freq = freqs.gather(1, index)
     start = freqs.cumsum(dim=1).gather(1, index) - freq
     return start[:, 0].cpu().numpy(), freq[:, 0].cpu().numpy()
-
-
-def _table_encoder(model, encoder: RansEncoder):
-    """put(prev, k, tokens) for a model giving a frequency table per step."""
-    step = _native_step(model)
-    return lambda prev, k, tokens: encoder.put(*symbol_intervals(step(prev)[:k], tokens))
-
-
-def _bits_encoder(model, encoder: RansEncoder, prob_bits: int):
-    """put(prev, k, tokens) for a binary model: each token as n_bits decisions, top bit first."""
-
-    def put(prev: np.ndarray, k: int, tokens: np.ndarray) -> None:
-        model.begin(prev, k)
-        for shift in range(model.n_bits - 1, -1, -1):
-            bits = tokens >> shift & 1
-            encoder.put(*binary_intervals(model.zero_freqs(), bits, prob_bits))
-            model.update(bits)
-
-    return put

@@ -37,7 +37,3 @@ def squash(d: np.ndarray) -> np.ndarray:
     """Log-odds (1/256 units) -> 12-bit probability in [1, 4094] (the table's range)."""
     return SQUASH_TABLE[np.minimum(np.maximum(d, -STRETCH_LIMIT), STRETCH_LIMIT) + STRETCH_LIMIT]  # np.clip: 2x slower
 
-
-def stretch(p: np.ndarray) -> np.ndarray:
-    """12-bit probability in [0, 4095] -> log-odds in [-2047, 2047]."""
-    return STRETCH_TABLE[p]

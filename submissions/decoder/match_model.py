@@ -1,104 +1,114 @@
-"""Match model: the token that followed the last occurrence of the current context.
+"""Match models: the token that followed the last occurrence of the current context.
 
-enwik and most real text repeat themselves (templates, markup, names): after
-the last `min_length` tokens were seen before, the token that followed them
-then is a strong guess now, the more so the longer the match has held. The
-table maps a hash of the context to the latest place it occurred (step * B +
-stream: the latest step wins, order-free); a found place is verified by
-comparing the tokens before it, and a match runs on while it predicts right.
-A local match model hashes the context with the stream, so it finds the last
-occurrence in the stream's own text (the same document) rather than in any stream.
+enwik and most real text repeat themselves (templates, markup, names): after the last
+`min_length` tokens were seen before, the token that followed them then is a strong guess
+now, the more so the longer the match has held. A table maps a hash of the context to the
+place the next token was written (its position in the token ring: step * B + stream, the
+order in which tokens are coded); a found place is verified by comparing the tokens before
+it, and a match runs on while it predicts right. A local match model hashes the context with
+the stream, so it finds the last occurrence in the stream's own text (the same document).
+
+State per model m and stream b: match_state[m, b] = (length, pointer, predicted token with
+bit n_bits set, length class); match_hash[m, b] the context hash of the token being coded.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .logistic import stretch
-from .mixing import CountMap
+from .jit import I, kernel
+from .mixing import MAP_LIMIT, U, map_learn, map_p, new_state_maps, stretch_of
 
-HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-STREAM_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
+HASH_MULTIPLIER = U(0x9E3779B97F4A7C15)
+STREAM_MULTIPLIER = U(0xD6E8FEB86659FD93)
 CLASSES = 16  # quantized match lengths; class 0 = no usable match
 VERIFY = 32  # tokens compared backwards when a match is found
-MAP_LIMIT = 4095
+TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
+LENGTH, POINTER, PREDICTED, CLASS = range(4)  # columns of match_state
 
 
-def length_class(length: np.ndarray) -> np.ndarray:
+def new_match_state(n_models: int, n_streams: int, n_bits: int, table_bits: int) -> dict:
+    """Arrays of n_models match models; 2**min(table_bits, TABLE_BITS) places each."""
+    return {
+        "match_table": np.full((n_models, 1 << min(table_bits, TABLE_BITS)), -1, dtype=np.int64),
+        "match_state": np.zeros((n_models, n_streams, 4), dtype=np.int64),
+        "match_hash": np.zeros((n_models, n_streams), dtype=np.uint64),
+        "match_maps": new_state_maps(n_models * CLASSES * n_bits).reshape(n_models, CLASSES * n_bits),  # confidence by (length class, depth)
+    }
+
+
+@kernel
+def length_class(length):
     """0 for none, 1..7 exact, then two classes per doubling (8-11, 12-15, 16-23, ...)."""
-    log = np.zeros_like(length)
-    for bit in range(1, 20):
-        log += length >> bit > 0
-    classes = np.where(length < 8, length, 2 * log + (length >> np.maximum(log - 1, 0) & 1) + 2)
-    return np.minimum(classes, CLASSES - 1)
+    if length < 8:
+        return length
+    log = 0
+    while length >> (log + 1):
+        log += 1
+    return min(2 * log + (length >> (log - 1) & 1) + 2, CLASSES - 1)
 
 
-class MatchModel:
-    def __init__(self, n_streams: int, n_bits: int, min_length: int, table_bits: int, local: bool = False):
-        self.local = local
-        self.n_streams, self.n_bits, self.min_length = n_streams, n_bits, min_length
-        self.table = np.full(1 << table_bits, -1, dtype=np.int64)
-        self.shift = np.uint64(64 - table_bits)
-        self.length = np.zeros(n_streams, dtype=np.int64)
-        self.stream = np.zeros(n_streams, dtype=np.int64)
-        self.step = np.zeros(n_streams, dtype=np.int64)
-        self.hash = np.zeros(n_streams, dtype=np.uint64)
-        self.confidence = CountMap(CLASSES * n_bits, MAP_LIMIT)  # how often the expected bit came
+@kernel
+def slot(h, table):
+    """A place in the table (its size a power of two, at most 2**TABLE_BITS) from the high
+    bits of hash h, where a multiplicative hash mixes best."""
+    return I(h >> U(64 - 2 - TABLE_BITS) & U(table.shape[1] - 1))
 
-    def _slots(self, hashes: np.ndarray) -> np.ndarray:
-        return (hashes >> self.shift).astype(np.int64)
 
-    def record(self, streams: np.ndarray, tokens: np.ndarray, step: int, history: np.ndarray, buffer: np.ndarray) -> None:
-        """Tokens just coded at `step` (already in buffer); history is before them (newest first)."""
-        full = streams[history[streams, self.min_length - 1] > 0]
-        np.maximum.at(self.table, self._slots(self.hash[full]), step * self.n_streams + full)
-        matched = self.length[streams] > 0
-        right = buffer[self.stream[streams], self.step[streams]] == tokens
-        self.length[streams[matched & ~right]] = 0
-        going_on = streams[matched & right]
-        self.length[going_on] += 1
-        self.step[going_on] += 1
+@kernel
+def match_find(table, state, hashes, m, b, min_length, local, history, ring, position, n_streams, n_bits):
+    """Before the token at `position` (of stream b) is coded: hash its context and, without a
+    running match, look the context up and verify the place found; then predict."""
+    h = U(0)
+    for j in range(min_length):
+        h = (h + U(history[b, j])) * HASH_MULTIPLIER
+    if local:
+        h = (h ^ U(b + 1) * STREAM_MULTIPLIER) * HASH_MULTIPLIER
+    hashes[m, b] = h
+    ring_mask = len(ring) - 1
+    if I(history[b, min_length - 1]) > 0 and state[m, b, LENGTH] == 0:
+        found = I(table[m, slot(h, table)])
+        if found >= 0 and position - found <= ring_mask - VERIFY * n_streams:
+            length = 0
+            while length < VERIFY:
+                here, there = position - (length + 1) * n_streams, found - (length + 1) * n_streams
+                if there < 0 or ring[here & ring_mask] != ring[there & ring_mask]:
+                    break
+                length += 1
+            state[m, b, LENGTH] = length
+            state[m, b, POINTER] = found
+    state[m, b, PREDICTED] = I(ring[state[m, b, POINTER] & ring_mask]) | 1 << n_bits
+    state[m, b, CLASS] = length_class(state[m, b, LENGTH])
 
-    def find(self, k: int, history: np.ndarray, step: int, buffer: np.ndarray) -> None:
-        """Streams without a running match look up the last occurrence of their context."""
-        h = np.zeros(k, dtype=np.uint64)
-        for j in range(self.min_length):
-            h = (h + history[:k, j].astype(np.uint64)) * HASH_MULTIPLIER
-        if self.local:
-            h = (h ^ (np.arange(k, dtype=np.uint64) + np.uint64(1)) * STREAM_MULTIPLIER) * HASH_MULTIPLIER
-        self.hash[:k] = h
-        look = np.flatnonzero((history[:k, self.min_length - 1] > 0) & (self.length[:k] == 0))
-        if len(look):
-            found = self.table[self._slots(self.hash[look])]
-            look, found = look[found >= 0], found[found >= 0]
-            stream, found_step = found % self.n_streams, found // self.n_streams
-            self.stream[look], self.step[look] = stream, found_step
-            self.length[look] = self._verified_length(look, stream, found_step, step, buffer)
-        self.predicted = buffer[self.stream[:k], self.step[:k]].astype(np.int64) | (1 << self.n_bits)
-        self.classes = length_class(self.length[:k])
 
-    @staticmethod
-    def _verified_length(streams, match_streams, match_steps, step: int, buffer: np.ndarray) -> np.ndarray:
-        """How many tokens before the candidate equal the ones before the current position
-        (0: a hash collision)."""
-        back = np.arange(1, VERIFY + 1)
-        here, there = step - back[None, :], match_steps[:, None] - back[None, :]
-        valid = (here >= 0) & (there >= 0)
-        ours = buffer[streams[:, None], np.maximum(here, 0)]
-        theirs = buffer[match_streams[:, None], np.maximum(there, 0)]
-        return np.cumprod(valid & (ours == theirs), axis=1).sum(axis=1)
+@kernel
+def match_record(table, state, hashes, m, b, min_length, history, ring, position, token, n_streams):
+    """The token at `position` was coded (already in the ring; history is still before it):
+    remember where this context was followed, and let a running match go on or end."""
+    if I(history[b, min_length - 1]) > 0:
+        table[m, slot(hashes[m, b], table)] = position
+    if state[m, b, LENGTH] > 0:
+        if I(ring[state[m, b, POINTER] & (len(ring) - 1)]) == token:
+            state[m, b, LENGTH] += 1
+            state[m, b, POINTER] += n_streams
+        else:
+            state[m, b, LENGTH] = 0
 
-    def input(self, node: np.ndarray, depth: int) -> np.ndarray:
-        """+-confidence toward the predicted token's next bit while that token is still possible
-        (0 otherwise); also sets `alive_class` (0 when not predicting) for mixer selection."""
-        below = self.n_bits - depth - 1
-        self.alive = (self.classes > 0) & (self.predicted >> (below + 1) == node)
-        self.expected = self.predicted >> below & 1
-        self.alive_class = np.where(self.alive, self.classes, 0)
-        self.cells = self.alive_class * self.n_bits + depth
-        confidence = stretch(self.confidence.p(self.cells))
-        return np.where(self.alive, np.where(self.expected == 1, confidence, -confidence), 0)
 
-    def learn(self, bits: np.ndarray) -> None:
-        alive = self.alive
-        self.confidence.update(self.cells[alive], (bits[alive] == self.expected[alive]).astype(np.int64))
+@kernel
+def match_input(state, maps, m, b, node, depth, n_bits):
+    """(stretched confidence toward the predicted token's next bit, or 0 where no prediction
+    is alive; the length class while alive, else 0; the expected bit)."""
+    below = n_bits - depth - 1
+    predicted, length_class = state[m, b, PREDICTED], state[m, b, CLASS]
+    expected = predicted >> below & 1
+    if length_class == 0 or predicted >> (below + 1) != node:
+        return 0, 0, expected
+    confidence = stretch_of(map_p(maps[m], length_class * n_bits + depth))
+    return (confidence if expected else -confidence), length_class, expected
+
+
+@kernel
+def match_learn(maps, m, alive_class, depth, n_bits, bit, expected):
+    if alive_class:
+        map_learn(maps[m], alive_class * n_bits + depth, I(bit == expected), MAP_LIMIT)

@@ -1,152 +1,177 @@
-"""Integer learners for context mixing: bit counts, count maps, mixers, refiners.
+"""The learners of context mixing, as kernels over plain arrays: count buckets, state maps,
+mixers and refiners. Integer arithmetic only (see jit.py for the typing rules).
 
-All state is shared by the B streams, which advance in lock step. Several
-streams may touch one cell in the same step, so every update is a sum
-(np.add.at, whose result does not depend on the order of the streams) and any
-follow-up (halving) is a function of the cell's new value and of
-what the step added to it, so duplicate cells all compute the same value.
+Count buckets (lpaq1's layout): a context is hashed once per group of GROUP_BITS decisions
+into a bucket of 8 uint32 words, one cache line half: word 0 holds a 32-bit check of the
+context that owns it, words 1-7 the count cells of the group's 7 tree nodes (1: the group's
+first decision, 2-3: its second, 4-7: its third). A context takes the bucket of the pair
+(i, i ^ 1), both in one cache line, that holds its check, else the one whose first cell has
+seen fewer bits, cleared. A cell: n0 (bits 0-11), n1 (bits 12-23), the last bit (bit 24);
+counts are halved when their sum passes the limit, so old news fades.
+
+State maps (lpaq1's StateMap): a learned probability per state, 32 bits of p and a count n
+in one int64 (p << 16 | n); p moves toward each bit by 2 / (2n + 3), n stops at a limit.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .logistic import PROB_BITS, PROB_ONE, squash, stretch
+from .jit import I, kernel
+from .logistic import PROB_BITS, SQUASH_TABLE, STRETCH_TABLE, squash
 
-# A bit-count cell (uint64): check << 48 | last bit seen << 32 | n1 << 16 | n0.
-COUNT_MASK = (1 << 16) - 1
-TAKEOVER_BELOW = 3  # a cell whose owner was seen fewer times than this may change owner
+U = np.uint64  # hashes: uint64 meeting only uint64 (see jit.py)
+GROUP_BITS = 3  # decisions per bucket
+BUCKET_WORDS = 8  # check + 7 cells: 32 bytes
+CELL_MASK = (1 << 12) - 1  # n0 and n1 are 12 bits each
+MAX_COUNT_LIMIT = CELL_MASK
 COUNT_CLASSES = 18  # quantized levels of n0 and of n1
 CELL_STATES = 2 * COUNT_CLASSES * COUNT_CLASSES  # (last bit, n0 class, n1 class)
+MAP_LIMIT = 4095  # state maps adapt like a running average over this many bits at most
+P_SHIFT = 16  # state map entries: p (32 bits) << P_SHIFT | n
+RECIPROCALS = np.array([(1 << 17) // (2 * n + 3) for n in range(MAP_LIMIT + 1)], dtype=np.int64)
 WEIGHT_SHIFT = 16  # mixer weights are fixed point: 1 << 16 == 1.0
+WEIGHT_LIMIT = (1 << 31) - 1  # int32 weights
+YOUNG_BOOST, YOUNG_USES = 3, 256  # a weight vector's first uses step further (see learn)
+MAX_USES = 1 << 30
 REFINER_KNOTS = 24
-YOUNG_BOOST, YOUNG_USES = 3, 256  # a mixer weight vector's first uses step further (see Mixers)
+REFINER_PRIOR = 16  # a refiner knot starts as if it had seen this many bits at its center
 
 
-def count_class_table(limit: int) -> np.ndarray:
+def count_class_table(limit: int = MAX_COUNT_LIMIT) -> np.ndarray:
     """n -> class: n itself below 8, then two classes per doubling (8-11, 12-15, 16-23, ...)."""
     classes = [n if n < 8 else 2 * (n.bit_length() - 1) + (n >> (n.bit_length() - 2) & 1) + 2 for n in range(limit + 1)]
     return np.minimum(np.array(classes, dtype=np.int64), COUNT_CLASSES - 1)
 
 
-class BitCounts:
-    """Counts of 0s and 1s per cell of a hashed table; counts past `limit` are halved (old
-    news fades). No discounting of the other count when one bit value repeats (PAQ's
-    nonstationary update): on enwik6 plain counts code 0.4% smaller, the last bit seen being
-    part of the state the count map learns from. Each cell keeps a 16-bit check of the context
-    that owns it: another context hashed there reads an empty cell and, when the owner is
-    still young and none of its streams touches the cell in that step, takes it over (the
-    largest check wins). Most long contexts occur once; this keeps them from overwriting
-    the statistics of contexts that recur."""
-
-    def __init__(self, size: int, limit: int, n_streams: int):
-        self.cells = np.zeros(size, dtype=np.uint64)
-        self.limit = limit
-        self.count_class = count_class_table(limit + n_streams)
-
-    def _owned(self, cells: np.ndarray, checks: np.ndarray) -> np.ndarray:
-        packed = self.cells[cells].astype(np.int64)
-        return np.where(packed >> 48 == checks, packed & ((1 << 48) - 1), 0)
-
-    def states(self, cells: np.ndarray, checks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(state in [0, CELL_STATES), seen before) of each (cell, check)."""
-        packed = self._owned(cells, checks)
-        last, n0, n1 = packed >> 32 & 1, packed & COUNT_MASK, packed >> 16 & COUNT_MASK
-        return (last * COUNT_CLASSES + self.count_class[n0]) * COUNT_CLASSES + self.count_class[n1], packed > 0
-
-    def update(self, cells: np.ndarray, checks: np.ndarray, bits: np.ndarray) -> None:
-        unique, slot_of = np.unique(cells, return_inverse=True)
-        mine = self.cells[cells].astype(np.int64) >> 48 == checks
-        kept = np.zeros(len(unique), dtype=np.int64)
-        np.maximum.at(kept, slot_of, mine.astype(np.int64))
-        winner = np.zeros(len(unique), dtype=np.int64)
-        np.maximum.at(winner, slot_of, checks)
-        current = self.cells[unique].astype(np.int64)
-        weak = (current & COUNT_MASK) + (current >> 16 & COUNT_MASK) < TAKEOVER_BELOW
-        taken = (kept == 0) & weak  # unclaimed this step and little known: the largest check takes it, empty
-        self.cells[unique[taken]] = (winner[taken] << 48).astype(np.uint64)
-        counted = np.where(kept[slot_of] == 1, mine, taken[slot_of] & (checks == winner[slot_of]))
-        cells, bits = cells[counted], bits[counted]
-        before = self.cells[cells].astype(np.int64)
-        np.add.at(self.cells, cells, (1 << (16 * bits)).astype(np.uint64))
-        after = self.cells[cells].astype(np.int64)
-        n0, n1 = after & COUNT_MASK, after >> 16 & COUNT_MASK
-        got1 = n1 > before >> 16 & COUNT_MASK
-        over = n0 + n1 > self.limit
-        n0, n1 = np.where(over, n0 >> 1, n0), np.where(over, n1 >> 1, n1)
-        self.cells[cells] = (after >> 48 << 48 | got1.astype(np.int64) << 32 | n1 << 16 | n0).astype(np.uint64)
+COUNT_CLASS = count_class_table()
 
 
-class CountMap:
-    """A learned probability per cell: how often a 1 followed there. ones and total are
-    packed in one int64 (total << 32 | ones) so one np.add.at updates both."""
-
-    def __init__(self, size: int, limit: int):
-        self.packed = np.zeros(size, dtype=np.int64)
-        self.limit = limit
-
-    def p(self, cells: np.ndarray) -> np.ndarray:
-        """12-bit P(1) in [1, 4095]."""
-        packed = self.packed[cells]
-        ones, total = packed & 0xFFFFFFFF, packed >> 32
-        return np.maximum(((2 * ones + 1) << PROB_BITS) // (2 * total + 2), 1)  # below 4096 as ones <= total
-
-    def update(self, cells: np.ndarray, bits: np.ndarray) -> None:
-        np.add.at(self.packed, cells, (1 << 32) + bits)
-        packed = self.packed[cells]
-        full = packed >> 32 > self.limit
-        if full.any():  # forget old statistics
-            halved = packed[full] >> 33 << 32 | (packed[full] & 0xFFFFFFFF) >> 1
-            self.packed[cells[full]] = halved
+# ---- count buckets ------------------------------------------------------------------------
 
 
-class Refiner(CountMap):
-    """Adaptive probability map (SSE): refines a probability within a small context. The
-    stretched input falls between two of REFINER_KNOTS knots of its context; the output
-    interpolates their probabilities and the nearer knot learns the bit."""
-
-    def __init__(self, contexts: int, limit: int = 4095, prior: int = 16):
-        super().__init__(contexts * REFINER_KNOTS, limit)
-        centers = np.arange(REFINER_KNOTS) * 4096 // (REFINER_KNOTS - 1) - 2048
-        ones = (np.clip(squash(centers), 1, PROB_ONE - 1) * prior) >> PROB_BITS
-        self.packed[:] = np.tile(prior << 32 | ones, contexts)
-
-    def refine(self, p: np.ndarray, contexts: np.ndarray) -> np.ndarray:
-        position = (stretch(p) + 2048) * (REFINER_KNOTS - 1)
-        low = contexts * REFINER_KNOTS + (position >> 12)
-        weight = position & 4095
-        high = np.minimum(low + 1, len(self.packed) - 1)
-        self.nearer = np.where(weight < 2048, low, high)
-        return (self.p(low) * (4096 - weight) + self.p(high) * weight) >> 12  # between the two: in [1, 4095]
-
-    def learn(self, bits: np.ndarray) -> None:
-        self.update(self.nearer.ravel(), np.broadcast_to(bits[:, None], self.nearer.shape).ravel())
+@kernel
+def claim_bucket(buckets, h, bucket_bits):
+    """Word index of the bucket of hash h (uint64): the pair's bucket holding h's check, else
+    the pair's less used one, cleared and given the check."""
+    first = I(h >> U(64 - bucket_bits)) * BUCKET_WORDS
+    check = I(h >> U(16) & U(0xFFFFFFFF))
+    second = first ^ BUCKET_WORDS
+    if I(buckets[first]) == check:
+        return first
+    if I(buckets[second]) == check:
+        return second
+    use = first
+    if cell_total(I(buckets[second + 1])) < cell_total(I(buckets[first + 1])):
+        use = second
+    buckets[use] = check
+    for j in range(1, BUCKET_WORDS):
+        buckets[use + j] = 0
+    return use
 
 
-class Mixers:
-    """Logistic mixing: P(1) = squash(sum_i w[i] * x_i) over stretched predictions x_i,
-    by several mixers at once (one column of `sets` each), each choosing its weight vector
-    by a context. Weights learn online, a gradient step on coding cost per use; a weight
-    vector used few times steps up to 1 + YOUNG_BOOST times as far (rare sets learn faster:
-    -0.17% on the first half of enwik6)."""
+@kernel
+def cell_total(cell):
+    return (cell & CELL_MASK) + (cell >> 12 & CELL_MASK)
 
-    def __init__(self, n_sets: int, n_inputs: int, learning_rate: int, initial_weight: int):
-        self.weights = np.full((n_sets, n_inputs), initial_weight, dtype=np.int64)
-        self.learning_rate = learning_rate
-        self.uses = np.zeros(n_sets, dtype=np.int64)  # counted before each step: order-free
 
-    def mix(self, inputs: np.ndarray, sets: np.ndarray) -> np.ndarray:
-        """inputs (k, n_inputs), sets (k, m) -> mixed log-odds (k, m), clipped to the stretch range."""
-        self.inputs, self.sets = inputs, sets
-        dot = (self.weights[sets] * inputs[:, None, :]).sum(axis=2) >> WEIGHT_SHIFT
-        self.p = squash(dot)
-        return np.minimum(np.maximum(dot, -2047), 2047)
+@kernel
+def cell_state(cell):
+    """(last bit, n0 class, n1 class) as one index below CELL_STATES."""
+    n0, n1 = cell & CELL_MASK, cell >> 12 & CELL_MASK
+    return ((cell >> 24 & 1) * COUNT_CLASSES + COUNT_CLASS[n0]) * COUNT_CLASSES + COUNT_CLASS[n1]
 
-    def learn(self, bits: np.ndarray) -> None:
-        rate = self.learning_rate + self.learning_rate * YOUNG_BOOST * YOUNG_USES // (self.uses[self.sets] + YOUNG_USES)
-        np.add.at(self.uses, self.sets.ravel(), 1)
-        error = ((bits[:, None] << PROB_BITS) - self.p) * rate  # (k, m)
-        steps = (self.inputs[:, None, :] * error[:, :, None]) >> WEIGHT_SHIFT  # (k, m, n_inputs)
-        n_inputs = self.weights.shape[1]  # one flat index: np.add.at is ~15x faster than with a (row, column) pair
-        flat = (self.sets[:, :, None] * n_inputs + np.arange(n_inputs)).ravel()
-        np.add.at(self.weights.reshape(-1), flat, steps.ravel())
+
+@kernel
+def count_bit(buckets, at, bit, limit):
+    cell = I(buckets[at])
+    n0, n1 = cell & CELL_MASK, cell >> 12 & CELL_MASK
+    if bit:
+        n1 += 1
+    else:
+        n0 += 1
+    if n0 + n1 > limit:
+        n0, n1 = n0 >> 1, n1 >> 1
+    buckets[at] = bit << 24 | n1 << 12 | n0
+
+
+# ---- state maps ---------------------------------------------------------------------------
+
+
+def new_state_maps(size: int) -> np.ndarray:
+    return np.full(size, (1 << 31) << P_SHIFT, dtype=np.int64)  # p = 1/2, nothing seen
+
+
+@kernel
+def map_p(maps, i):
+    """12-bit P(1) in [0, 4095]."""
+    return I(maps[i]) >> (P_SHIFT + 32 - PROB_BITS)
+
+
+@kernel
+def map_learn(maps, i, bit, limit):
+    entry = I(maps[i])
+    n, p = entry & ((1 << P_SHIFT) - 1), entry >> P_SHIFT
+    p += ((bit << 32) - p) * RECIPROCALS[n] >> 16
+    maps[i] = p << P_SHIFT | min(n + 1, limit)
+
+
+# ---- mixers -------------------------------------------------------------------------------
+
+
+def new_mixer(n_sets: int, n_inputs: int, initial_weight: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, uses): a weight vector per set, all starting at initial_weight."""
+    return np.full((n_sets, n_inputs), initial_weight, dtype=np.int32), np.zeros(n_sets, dtype=np.int32)
+
+
+@kernel
+def mix_dot(weights, row, inputs):
+    """sum_i w[i] * x[i] in the stretch domain, clipped to the stretch range."""
+    total = I(0)
+    for i in range(len(inputs)):
+        total += I(weights[row, i]) * I(inputs[i])
+    return min(max(total >> WEIGHT_SHIFT, -2047), 2047)
+
+
+@kernel
+def mix_learn(weights, uses, row, inputs, p, bit, learning_rate):
+    """A gradient step on coding cost; a vector used few times steps up to 1 + YOUNG_BOOST
+    times as far (rare sets learn faster: -0.17% on the first half of enwik6)."""
+    used = I(uses[row])
+    rate = learning_rate + learning_rate * YOUNG_BOOST * YOUNG_USES // (used + YOUNG_USES)
+    uses[row] = min(used + 1, MAX_USES)
+    error = ((bit << PROB_BITS) - p) * rate
+    for i in range(len(inputs)):
+        w = I(weights[row, i]) + (I(inputs[i]) * error >> WEIGHT_SHIFT)
+        weights[row, i] = min(max(w, -WEIGHT_LIMIT), WEIGHT_LIMIT)
+
+
+@kernel
+def squash_of(d):
+    return I(SQUASH_TABLE[d + 2047])
+
+
+@kernel
+def stretch_of(p):
+    return I(STRETCH_TABLE[p])
+
+
+# ---- refiners (adaptive probability maps, SSE) --------------------------------------------
+
+
+def new_refiner(contexts: int) -> np.ndarray:
+    """REFINER_KNOTS state maps per context, knot j at stretch -2048 + 4096 j / (KNOTS - 1)."""
+    centers = np.arange(REFINER_KNOTS) * 4096 // (REFINER_KNOTS - 1) - 2048
+    p = np.clip(squash(centers), 1, (1 << PROB_BITS) - 1).astype(np.int64) << (32 - PROB_BITS)
+    return np.tile(p << P_SHIFT | REFINER_PRIOR, contexts)
+
+
+@kernel
+def refine(maps, context, p):
+    """(refined p, the knot that learns): p's stretch falls between two knots of the context;
+    the result interpolates their probabilities and the nearer knot learns the bit."""
+    position = (stretch_of(p) + 2048) * (REFINER_KNOTS - 1)
+    low = context * REFINER_KNOTS + (position >> 12)
+    weight = position & 4095
+    refined = (map_p(maps, low) * (4096 - weight) + map_p(maps, low + 1) * weight) >> 12
+    return refined, low + (weight >= 2048)

@@ -1,356 +1,275 @@
-"""Online context mixing over the bits of tokens, integer-exact.
+"""Online context mixing over the bits of tokens, integer-exact, as compiled kernels.
 
-Each token is coded as n_bits binary decisions, most significant first; the
-decisions made so far form a node of the binary tree over token ids. For every
-decision, models predict P(bit = 1), logistic mixers combine them, two refiners
-adjust the result, and it is coded as a two-symbol rANS step. Everything learns
-while it codes: encoder and decoder start empty and apply the same updates, so
-the archive stores nothing but the config.
+Each token is coded as n_bits binary decisions, most significant first; the decisions made
+so far form a node of the binary tree over token ids. Per decision, for one stream, top to
+bottom (lpaq1's shape): every context (contexts.py) gives the counts of its cell for this
+node, a state map turns them into a probability, match models add their confidence, logistic
+mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, three
+refiners adjust the result; the coder codes the bit; everything learns it. Encoder and decoder
+start empty and apply the same updates, so the archive stores nothing but the config.
 
-Contexts, each a hashed table of bit counts per (context, node):
-- order 0 (the node alone) and the last k tokens for each k in `orders`;
-- `sparse` token contexts (e.g. (1,): the token before the last one alone);
-- `byte_contexts` (skip, n): n bytes of text ending `skip` bytes before the
-  current token (across token borders, from the token -> bytes table), which
-  lets different tokenizations of the same text share statistics;
-- the current word, the current + previous word, the current word + the last token, the
-  current word with ASCII letters lower-cased, so that 'The' and 'the' share counts, and the
-  two words before the current one (`word`);
-- `lines`: the column (bytes since the last newline) with the last byte and with the current
-  word, and the byte above (same column, line before) with the last byte, and with the byte after
-  it and the last two bytes: tables, lists and aligned markup repeat by column; the line's
-  first byte (list, table row, heading, ...) with the last byte and with the current word, and
-  as a mixer selector with the node;
-- `marks`: the last markup byte (one of MARKS) with the last byte and with the current word,
-  the two last markup bytes with the last byte, and the last markup byte with the word just
-  before it (`title` in `|title=`) and the last byte: inside [[...]], {{...}}, <...>, a table
-  cell or after a '=' different things follow (-2% on enwik6 with the line's first byte); the
-  last markup byte also selects a mixer's weights (-0.5%); the nesting (brackets, braces and
-  angle brackets still open, capped at 3, 3 and 1) with the last byte, and as a mixer selector
-  (-0.3%); the scope, the first word after the last opening [, { or < (`Category` in
-  [[Category:..., `cite` in {{cite web|...), with the last markup byte and last byte, and with
-  the current word: what a link, template or tag holds depends on its kind (-0.26%).
-- `local`: order 0, the last token, the last two tokens and the current word, each hashed
-  with the stream: the statistics of the stream's own text. The shared tables mix all the
-  streams' text (the last 255 counts of a common context come from every stream); these keep
-  what this document does (-2.1% on enwik6's first half at 64 streams).
-A count pair becomes a probability through a map learned per context kind. A context
-reads and writes one of two neighbouring cells (`_two_way`): the one holding its check,
-else the one with fewer counts, so recurring contexts collide less at equal memory.
-Match models (match_model.py) predict the token that followed the last
-occurrence of the current n tokens, in the stream's own text for each n in
-`local_match_lengths`, anywhere for each n in `match_lengths`; each also gives a
-context, (its predicted token, match length), whose counts learn what really follows such
-a prediction, including when it fails. A neural
-model, when the config has one, is one more input: its integer frequencies
-over the vocabulary give P(bit | node) exactly, from cumulative sums.
+Contexts are hashed once per token, then once per group of GROUP_BITS decisions into a
+bucket that holds the cells of the group's decisions (mixing.py), so a decision touches
+memory that is already in cache. After the token, the model records it: token history,
+the last bytes of text, words, line and markup state, match models. Streams are coded one
+after another in each step (stream 0's token, then stream 1's, ...), the same way by the
+encoder and the decoder, so their updates need not commute.
 
-Integer state only; see mixing.py for why updates do not depend on stream order.
+A neural model, when the config has one, is one more input: its integer frequencies over the
+vocabulary give P(bit | node) exactly, from cumulative sums.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+from dataclasses import dataclass
+
 import numpy as np
 
-from .logistic import PROB_BITS, PROB_ONE, squash, stretch
+from .binary_coder import code_bit
+from .contexts import (
+    COLUMN_CAP,
+    FINAL_LAYER,
+    MARKS,
+    MATCH_CLASS,
+    MATCHES,
+    NESTING_BRACKETS,
+    NODE_SETS,
+    SEEN_CLASS,
+    TEXT_PARTS,
+    TOKEN_PARTS,
+    context_table,
+    selector_table,
+)
+from .contexts import (  # facts set per token
+    ABOVE, AFTER_ABOVE, COLUMN, FOLDED_WORD, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
+    MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, STREAM, WORD, WORD_BEFORE, ZERO,
+)  # fmt: skip
+from .jit import I, entry, kernel, timed_first_call
+from .logistic import PROB_BITS, PROB_ONE
 from .match_model import CLASSES as MATCH_CLASSES
-from .match_model import MatchModel
-from .mixing import CELL_STATES, BitCounts, CountMap, Mixers, Refiner
+from .match_model import match_find, match_input, match_learn, match_record, new_match_state
+from .mixing import (
+    U,
+    BUCKET_WORDS,
+    CELL_STATES,
+    GROUP_BITS,
+    MAP_LIMIT,
+    claim_bucket,
+    cell_state,
+    count_bit,
+    map_learn,
+    map_p,
+    mix_dot,
+    mix_learn,
+    new_mixer,
+    new_refiner,
+    new_state_maps,
+    refine,
+    squash_of,
+    stretch_of,
+)
+from .rans import CODER_PROB_BITS, DECODING, FAILED
 
-HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-NODE_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
-MATCH_TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
-MAP_LIMIT = 4095  # count maps halve past this many observations per cell
+HASH_MULTIPLIER = U(0x9E3779B97F4A7C15)
+NODE_MULTIPLIER = U(0xD6E8FEB86659FD93)
 BIAS = 256  # the constant input of every mixer
-COLUMN_CAP = 63  # columns past this share one context
-SEEN_CLASSES = 128  # mixer selector: which of orders 1-4 were seen (16) x eighths of the other contexts seen
-NODE_SETS = 1 << 19  # mixer weight vectors a selector may have with the node (see __init__)
-MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes of `marks` (adding .,!?-_ coded larger)
-NESTING = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # `marks`: open minus closed, capped
+TEXT_RING_BITS = 16  # bytes of text kept per stream, for the byte above
+TOKEN_RING_BITS = 24  # tokens kept for the match models (zeroed lazily: a short input touches few pages)
+TOKEN_REFINER_CONTEXTS = 1 << 16  # the second refiner's contexts: (last token, node), hashed
+NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
+
+# params: the model's scalars, one int64 array
+N_BITS, VOCAB, STREAMS, BUCKET_BITS, COUNT_LIMIT, RATE, N_CONTEXTS, N_MATCHES, HAS_NEURAL = range(9)
+# text: per stream, uint64 columns
+BYTES, TEXT_WORD, TEXT_PREVIOUS_WORD, TEXT_WORD_BEFORE, TEXT_FOLDED, TEXT_MARK, TEXT_MARK_BEFORE, TEXT_MARK_WORD, TEXT_SCOPE = range(9)
+# lines: per stream, int64 columns
+LENGTH, LINE_START, PREVIOUS_LINE, SCOPE_PENDING, NEST = range(5)  # NEST, NEST + 1, NEST + 2: [ { < open
+# token_info: per token id, int64 columns
+T_LENGTH, T_AFTER_NEWLINE, T_LINE_IN_TOKEN, T_BREAKS, T_OPENS, T_MARK_OLDER, T_MARK_LAST, T_TAIL_BITS, T_NEST = range(9)
+# token_hash: per token id, uint64 columns
+T_TAIL, T_WORD_TAIL, T_FOLDED, T_FOLDED_WORD_TAIL = range(4)
+# refine_at: the knots that learn
+NODE_KNOT, TOKEN_KNOT, MATCH_KNOT, MIXED_P = range(4)
 
 
-def _salt(kind: int) -> np.uint64:
-    """A well-spread 64-bit start value per context kind."""
-    return np.uint64(kind * int(HASH_MULTIPLIER) % (1 << 64))
+@dataclass(frozen=True)
+class MixConfig:
+    """The mixing model's config, as the archive header carries it (pipeline/config.py adds
+    the neural input's training options)."""
+
+    kind: str = "mix"
+    orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
+    sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
+    word: bool = True  # contexts of the current word, with the word before it, with the last token
+    lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
+    marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
+    local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
+    table_bits: int = 25  # count cells in the shared hashed table: 2**table_bits (4 bytes each)
+    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
+    match_lengths: tuple = (4,)  # one match model per length: tokens of context a match must share
+    local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
+    learning_rate: int = 20  # mixer step size
+
+    def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
+        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
+        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
+        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
+        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
+        object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
+
+
+MixState = namedtuple(
+    "MixState",
+    "params parts salts buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact"
+    " final_offset refiner match_refiner match_table match_state match_hash match_maps match_lengths match_local"
+    " history text lines text_ring token_ring token_info token_hash token_bytes"
+    " facts context_hash bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive refine_at",
+)
 
 
 def _text_tables(token_bytes: list) -> dict:
-    """Per token id: its last 8 bytes (and how many), whether it ends a word (holds a byte that
-    is neither a letter nor a digit), a hash of what follows its last such byte, its bytes
-    (zero-padded) and length, how many bytes follow its last newline (-1: none) and where the
-    line before that one starts in it (-1: not in the token), its markup bytes and nesting, and
-    with ASCII letters lower-cased: the id of that token (itself if none) and word tail hash."""
-    width = max(1, max(map(len, token_bytes)))
+    """Per token id: (token_info) its length, how many bytes follow its last newline (-1: none),
+    where the line before that one starts in it (-1: not in the token), whether it ends a word
+    (holds a byte that is neither a letter nor a digit), whether it opens [ { <, its last two
+    markup bytes + 1 (0: none; older first), how many bits its last 8 bytes hold, its nesting
+    change; (token_hash) its last 8 bytes, a hash of what follows its last non-letter byte, the
+    id of the token with ASCII letters lower-cased (itself if none) and that one's word tail;
+    (token_bytes) its bytes, zero-padded."""
     def is_letter(b: int) -> bool:
         return b >= 0x80 or chr(b).isalnum()
 
     def word_tail(text: bytes) -> int:  # hash of what follows the last byte that is no letter
         cut = max([i for i, b in enumerate(text) if not is_letter(b)], default=-1)
-        return int.from_bytes(text[cut + 1 :][-7:], "big") + 1
+        return (int.from_bytes(text[cut + 1 :][-7:], "big") + 1) * int(HASH_MULTIPLIER) % (1 << 64)
 
     ids = {text: i for i, text in enumerate(token_bytes)}
-    tails, breaks, after_newline, two_newlines, marks = [], [], [], [], []
-    for text in token_bytes:
-        after_newline.append(len(text) - 1 - text.rindex(b"\n") if b"\n" in text else -1)
-        two_newlines.append(text.rindex(b"\n", 0, text.rindex(b"\n")) + 1 if text.count(b"\n") > 1 else -1)
-        marks.append(([0, 0] + [b + 1 for b in text if b in MARKS])[-2:])
-        tails.append(text[-8:])
-        breaks.append(any(not is_letter(b) for b in text))
+    info, hashes = [], []
+    for i, text in enumerate(token_bytes):
+        marks = ([0, 0] + [b + 1 for b in text if b in MARKS])[-2:]
+        info.append(
+            [
+                len(text),
+                len(text) - 1 - text.rindex(b"\n") if b"\n" in text else -1,
+                text.rindex(b"\n", 0, text.rindex(b"\n")) + 1 if text.count(b"\n") > 1 else -1,
+                any(not is_letter(b) for b in text),
+                any(b in b"[{<" for b in text),
+                *marks,
+                8 * len(text[-8:]),
+                *[text.count(o) - text.count(c) for o, c, _ in NESTING_BRACKETS],
+            ]
+        )
+        hashes.append([int.from_bytes(text[-8:], "big"), word_tail(text), ids.get(text.lower(), i), word_tail(text.lower())])
+    width = max(1, max(map(len, token_bytes)))
     return {
-        "tail": np.array([int.from_bytes(t, "big") for t in tails], dtype=np.uint64),
-        "tail_bits": np.array([8 * len(t) for t in tails], dtype=np.uint64),
-        "breaks": np.array(breaks, dtype=bool),
-        "word_tail": np.array([word_tail(t) for t in token_bytes], dtype=np.uint64) * HASH_MULTIPLIER,
-        "folded": np.array([ids.get(t.lower(), i) for i, t in enumerate(token_bytes)], dtype=np.uint64),
-        "folded_word_tail": np.array([word_tail(t.lower()) for t in token_bytes], dtype=np.uint64) * HASH_MULTIPLIER,
-        "bytes": np.array([list(t) + [0] * (width - len(t)) for t in token_bytes], dtype=np.uint8),
-        "length": np.array([len(t) for t in token_bytes], dtype=np.int64),
-        "after_newline": np.array(after_newline, dtype=np.int64),
-        "line_in_token": np.array(two_newlines, dtype=np.int64),
-        "marks": np.array(marks, dtype=np.uint64),  # the last two markup bytes + 1 (0: none), older first
-        "opens": np.array([any(b in b"[{<" for b in text) for text in token_bytes], dtype=bool),
-        "nesting": np.array([[text.count(o) - text.count(c) for o, c, _ in NESTING] for text in token_bytes], dtype=np.int64),
+        "token_info": np.array(info, dtype=np.int64).reshape(len(token_bytes), T_NEST + 3),
+        "token_hash": np.array(hashes, dtype=np.uint64).reshape(len(token_bytes), 4),
+        "token_bytes": np.array([list(t) + [0] * (width - len(t)) for t in token_bytes], dtype=np.uint8).reshape(len(token_bytes), width),
     }
 
 
+def _part_codes(rows: list) -> np.ndarray:
+    longest = max([len(parts) for _, _, parts in rows] + [1])
+    return np.array([list(parts) + [-1] * (longest - len(parts)) for _, _, parts in rows], dtype=np.int64).reshape(len(rows), longest)
+
+
 class ContextMixingModel:
-    runtime = ("numpy",)
-    binary = True  # coded bit by bit: begin(prev, k), then zero_freqs()/update(bits) n_bits times
+    runtime = ("numpy", "numba")
+    binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
 
-    def __init__(
-        self,
-        vocab_size: int,
-        n_streams: int,
-        prob_bits: int,
-        orders: tuple = (1, 2, 3, 4),
-        sparse: tuple = ((1,), (2,), (1, 2)),
-        byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3)),
-        word: bool = True,
-        lines: bool = True,
-        marks: bool = True,
-        local: bool = True,
-        table_bits: int = 25,
-        count_limit: int = 255,
-        match_lengths: tuple = (4,),
-        local_match_lengths: tuple = (1,),
-        learning_rate: int = 20,
-        token_bytes: list | None = None,
-        neural=None,
-    ):
-        self.vocab_size, self.n_streams, self.prob_bits = vocab_size, n_streams, prob_bits
-        self.n_bits = max(1, (vocab_size - 1).bit_length())
-        self.token_contexts = [tuple(range(k)) for k in orders] + [tuple(c) for c in sparse]
-        self.byte_contexts = [(int(skip), int(n)) for skip, n in byte_contexts]
-        self.word, self.lines, self.marks, self.local = word, lines, marks, local
-        self.table_bits = table_bits
+    def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: MixConfig = MixConfig(), token_bytes=None, neural=None):
+        self.config, self.n_streams, self.prob_bits = config, n_streams, prob_bits
+        self.n_bits = n_bits = max(1, (vocab_size - 1).bit_length())
+        self.vocab_size = vocab_size
+        self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
         if token_bytes is None:  # a bytes-only vocabulary: token i is byte i
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
-        self.text = _text_tables(token_bytes)
-
-        n_contexts = 1 + len(self.token_contexts) + len(self.byte_contexts) + 5 * word + 6 * lines + 7 * marks + 4 * local + len(match_lengths) + len(local_match_lengths)
-        self.counts = BitCounts((1 << self.n_bits) + (1 << table_bits), count_limit, n_streams)
-        self.count_maps = CountMap(n_contexts * CELL_STATES, MAP_LIMIT)
-        self.map_offsets = np.arange(n_contexts) * CELL_STATES
-        self.seen_weights = 8 << np.arange(min(4, n_contexts - 1))  # orders 1-4 seen: 16 classes of 8 (SEEN_CLASSES)
-        match_bits = min(table_bits, MATCH_TABLE_BITS)
-        self.matches = [MatchModel(n_streams, self.n_bits, n, match_bits, local=True) for n in local_match_lengths]
-        self.matches += [MatchModel(n_streams, self.n_bits, n, match_bits) for n in match_lengths]
-        self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
-        n_inputs = n_contexts + len(self.matches) + (neural is not None) + 1  # + bias
-        # one mixer per selector, each with a weight vector per value: (depth, match length),
-        # (depth, which contexts were seen), (depth, last byte of text), node (which implies the depth),
-        # (last token or none, node); with `marks` (last markup byte or none, node), (nesting, node);
-        # with `lines` (the line's first byte or none, node). A selector with many values goes with the node while that stays below NODE_SETS weight
-        # vectors, else with the depth (at vocab 4096, (last token, node) would be 16M vectors)
-        self.selector_values = [vocab_size + 1] + [257, 64] * marks + [257] * lines
-        self.by_node = [(v << self.n_bits) <= NODE_SETS for v in self.selector_values]
-        selected = [v << self.n_bits if by_node else v * self.n_bits for v, by_node in zip(self.selector_values, self.by_node)]
-        self.mixer_sets = np.array([MATCH_CLASSES * self.n_bits, SEEN_CLASSES * self.n_bits, 256 * self.n_bits, 1 << self.n_bits] + selected)
-        self.mixer_offsets = np.concatenate([[0], np.cumsum(self.mixer_sets)[:-1]])
-        self.mixers = Mixers(int(self.mixer_sets.sum()), n_inputs, learning_rate, (1 << 16) // n_inputs)  # start as an average
-        # four final mixers over the first layer's outputs, averaged in the logistic domain; weights
-        # by depth, (depth, match length), (depth, which contexts were seen), (depth, last byte)
-        self.final_sets = np.array([1, MATCH_CLASSES, SEEN_CLASSES, 256]) * self.n_bits
-        self.final_offsets = np.concatenate([[0], np.cumsum(self.final_sets)[:-1]])
-        self.final_mixer = Mixers(int(self.final_sets.sum()), len(self.mixer_sets) + 1, learning_rate, (1 << 16) // len(self.mixer_sets))
-        self.refiner = Refiner((1 << self.n_bits) + (1 << 16))  # by node; by (last token, node)
-        self.match_refiner = Refiner(MATCH_CLASSES * 2 * self.n_bits)  # by (match length, expected bit, depth)
-
-        history = max([1 + local, *match_lengths, *local_match_lengths] + [max(c) + 1 for c in self.token_contexts if c])
-        self.history = np.zeros((n_streams, history), dtype=np.int64)  # token + 1, newest first; 0 = none
-        self.byte_history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of text, newest lowest
-        self.word_hash = np.zeros(n_streams, dtype=np.uint64)  # the word being written
-        self.previous_word = np.zeros(n_streams, dtype=np.uint64)
-        self.folded_word = np.zeros(n_streams, dtype=np.uint64)  # the same with letters lower-cased
-        self.word_before = np.zeros(n_streams, dtype=np.uint64)  # the word before the previous one
-        self.mark = np.zeros(n_streams, dtype=np.uint64)  # the last markup byte + 1 (0: none yet)
-        self.mark_before = np.zeros(n_streams, dtype=np.uint64)  # the one before it
-        self.mark_word = np.zeros(n_streams, dtype=np.uint64)  # the word just before the last markup byte
-        self.nesting = np.zeros((n_streams, len(NESTING)), dtype=np.int64)
-        self.scope_word = np.zeros(n_streams, dtype=np.uint64)  # the first word after the last [, { or <
-        self.scope_pending = np.zeros(n_streams, dtype=bool)  # a bracket opened, its first word not ended yet
-        # every stream's text (grows by doubling), for the byte above; where its current line
-        # and the line before start (-1: none yet)
-        self.text_log = np.zeros((n_streams, 4096 if lines else 0), dtype=np.uint8)
-        self.text_length = np.zeros(n_streams, dtype=np.int64)
-        self.line_start = np.zeros(n_streams, dtype=np.int64)
-        self.previous_line = np.full(n_streams, -1, dtype=np.int64)
-        # every stream's tokens, by step (grows by doubling): the match models' memory of the file
-        self.tokens = np.zeros((n_streams, 1024), dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
-        self.bias = np.full((n_streams, 1), BIAS, dtype=np.int64)  # made once: np.full costs ~10 us a call
-        self.zeros = np.zeros(n_streams, dtype=np.int64)
-        self.step = 0
+        lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
+        self.contexts = context_table(config, n_streams, len(lengths))
+        selectors = selector_table(config)
+        n_inputs = len(self.contexts) + len(lengths) + (neural is not None) + 1  # + bias
+        sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
+        by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
+        sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
+        final_sets = [size * n_bits for _, _, size, _ in FINAL_LAYER]
+        weights, uses = new_mixer(sum(sets), n_inputs, (1 << 16) // n_inputs)  # start as an average
+        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1, (1 << 16) // len(selectors))
+        history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
+        params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None]
+        n_selectors = len(selectors)
+        arrays = dict(
+            params=np.array(params, dtype=np.int64),
+            parts=_part_codes(self.contexts),
+            salts=np.array([salt * int(HASH_MULTIPLIER) % (1 << 64) for _, salt, _ in self.contexts], dtype=np.uint64),
+            buckets=np.zeros(1 << config.table_bits, dtype=np.uint32),
+            maps=new_state_maps(len(self.contexts) * CELL_STATES),
+            weights=weights,
+            uses=uses,
+            sel_fact=np.array([fact for _, fact, _, _ in selectors], dtype=np.int64),
+            sel_by_node=np.array(by_node, dtype=np.int64),
+            sel_offset=np.cumsum([0] + sets[:-1]).astype(np.int64),
+            final_weights=final_weights,
+            final_uses=final_uses,
+            final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
+            final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
+            refiner=new_refiner((1 << n_bits) + TOKEN_REFINER_CONTEXTS),  # by node; by (last token, node)
+            match_refiner=new_refiner(MATCH_CLASSES * 2 * n_bits),  # by (match length, expected bit, depth)
+            **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
+            match_lengths=np.array(lengths, dtype=np.int64),
+            match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths), dtype=np.int64),
+            history=np.zeros((n_streams, history), dtype=np.int64),  # token + 1, newest first; 0 = none
+            text=np.zeros((n_streams, TEXT_SCOPE + 1), dtype=np.uint64),
+            lines=np.zeros((n_streams, NEST + 3), dtype=np.int64),
+            text_ring=np.zeros((n_streams, 1 << TEXT_RING_BITS), dtype=np.uint8),
+            token_ring=np.zeros(1 << TOKEN_RING_BITS, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32),
+            **_text_tables(token_bytes),
+            facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
+            context_hash=np.zeros(len(self.contexts), dtype=np.uint64),
+            bucket_at=np.zeros(len(self.contexts), dtype=np.int64),
+            state_at=np.zeros(len(self.contexts), dtype=np.int64),
+            inputs=np.zeros(n_inputs, dtype=np.int32),
+            sets=np.zeros(n_selectors, dtype=np.int64),
+            mixed=np.zeros(n_selectors, dtype=np.int64),  # each first-layer mixer's probability
+            final_inputs=np.zeros(n_selectors + 1, dtype=np.int32),
+            final_sets=np.zeros(len(FINAL_LAYER), dtype=np.int64),
+            final_p=np.zeros(len(FINAL_LAYER), dtype=np.int64),
+            match_alive=np.zeros((max(1, len(lengths)), 2), dtype=np.int64),  # (length class while alive, expected bit)
+            refine_at=np.zeros(4, dtype=np.int64),
+        )
+        arrays["lines"][:, PREVIOUS_LINE] = -1
+        self.state = MixState(**arrays)
+        self.by_node = by_node
+        self._prev = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
 
     @classmethod
     def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
-        names = ("orders", "sparse", "byte_contexts", "word", "lines", "marks", "local", "table_bits", "count_limit", "match_lengths", "local_match_lengths", "learning_rate")
         neural = None
         if config.get("neural"):
             from .neural_model import NeuralModel
 
             neural_config = dict(config["neural"], **{k: config[k] for k in ("backend", "device") if k in config})
             neural = NeuralModel.from_config(neural_config, vocab_size, n_streams, prob_bits, weights)
-        return cls(vocab_size, n_streams, prob_bits, token_bytes=token_bytes, neural=neural, **{k: config[k] for k in names if k in config})
+        fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
+        return cls(vocab_size, n_streams, prob_bits, MixConfig(**fields), token_bytes=token_bytes, neural=neural)
 
-    # ---- once per token ----------------------------------------------------------------------
-
-    def begin(self, prev_tokens: np.ndarray, k: int) -> None:
-        """Learn the tokens coded last (-1: none), then set up the next token of streams 0..k-1."""
-        prev = np.asarray(prev_tokens, dtype=np.int64)
-        seen = np.flatnonzero(prev >= 0)
-        if len(seen):
-            self._record(seen, prev[seen])
-        self.k = k
-        self.node = np.ones(k, dtype=np.int64)
-        self.depth = 0
-        for match in self.matches:
-            match.find(k, self.history, self.step, self.tokens)
-        self.context_hashes = self._context_hashes(k)
-        self.last_byte = (self.byte_history[:k] & np.uint64(255)).astype(np.int64)
-        if self.neural is not None:
-            self.neural_cumulative = self._cumulative(np.asarray(self.neural.step(prev))[:k])
-        self.step += 1
-
-    def _record(self, streams: np.ndarray, tokens: np.ndarray) -> None:
-        step = self.step - 1  # the step that coded these tokens
-        if step >= self.tokens.shape[1]:
-            self.tokens = np.concatenate([self.tokens, np.zeros_like(self.tokens)], axis=1)
-        self.tokens[streams, step] = tokens
-        for match in self.matches:
-            match.record(streams, tokens, step, self.history, self.tokens)
-        self.history[streams] = np.concatenate([tokens[:, None] + 1, self.history[streams, :-1]], axis=1)
-        self._record_text(streams, tokens)
-
-    def _record_text(self, streams: np.ndarray, tokens: np.ndarray) -> None:
-        """Byte history and word hashes after these tokens."""
-        breaks, words = self.text["breaks"][tokens], self.word_hash[streams]
-        self.word_before[streams] = np.where(breaks, self.previous_word[streams], self.word_before[streams])
-        self.previous_word[streams] = np.where(breaks, words, self.previous_word[streams])
-        going_on = (words + tokens.astype(np.uint64) + np.uint64(1)) * HASH_MULTIPLIER
-        self.word_hash[streams] = np.where(breaks, self.text["word_tail"][tokens], going_on)
-        folded_on = (self.folded_word[streams] + self.text["folded"][tokens] + np.uint64(1)) * HASH_MULTIPLIER
-        self.folded_word[streams] = np.where(breaks, self.text["folded_word_tail"][tokens], folded_on)
-        bits, tail = self.text["tail_bits"][tokens], self.text["tail"][tokens]
-        kept = self.byte_history[streams] << np.minimum(bits, np.uint64(56))  # numpy shifts >= 64 are undefined
-        self.byte_history[streams] = np.where(bits >= 64, tail, np.where(bits == 0, self.byte_history[streams], kept | tail))
-        if self.lines:
-            self._record_lines(streams, tokens)
-        if self.marks:  # a token's own markup bytes push the older ones out
-            older, last = self.text["marks"][tokens, 0], self.text["marks"][tokens, 1]
-            self.mark_before[streams] = np.where(older > 0, older, np.where(last > 0, self.mark[streams], self.mark_before[streams]))
-            self.mark[streams] = np.where(last > 0, last, self.mark[streams])
-            self.mark_word[streams] = np.where(last > 0, words, self.mark_word[streams])
-            ended = self.scope_pending[streams] & breaks
-            self.scope_word[streams] = np.where(ended, words, self.scope_word[streams])
-            self.scope_pending[streams] = self.text["opens"][tokens] | self.scope_pending[streams] & ~ended
-            self.nesting[streams] = np.clip(self.nesting[streams] + self.text["nesting"][tokens], 0, [cap for _, _, cap in NESTING])
-
-    def _record_lines(self, streams: np.ndarray, tokens: np.ndarray) -> None:
-        """Append the tokens' bytes to their streams' text and move the line starts."""
-        start, length = self.text_length[streams], self.text["length"][tokens]
-        width = self.text["bytes"].shape[1]
-        while (start + width).max(initial=0) > self.text_log.shape[1]:
-            self.text_log = np.concatenate([self.text_log, np.zeros_like(self.text_log)], axis=1)
-        positions = start[:, None] + np.arange(width)
-        inside = np.arange(width) < length[:, None]
-        rows = np.broadcast_to(streams[:, None], positions.shape)
-        self.text_log[rows[inside], positions[inside]] = self.text["bytes"][tokens][inside]
-        self.text_length[streams] = start + length
-        after, in_token = self.text["after_newline"][tokens], self.text["line_in_token"][tokens]
-        newline = after >= 0
-        previous = np.where(newline, self.line_start[streams], self.previous_line[streams])
-        self.previous_line[streams] = np.where(in_token >= 0, start + in_token, previous)
-        self.line_start[streams] = np.where(newline, start + length - after, self.line_start[streams])
-
-    def _hash(self, k: int, offsets: tuple, salt: int) -> np.ndarray:
-        """Hash of the tokens at these offsets back (0 = the last one) for streams 0..k-1.
-        The salt goes in first, so different context kinds never line up."""
-        h = np.full(k, _salt(salt), dtype=np.uint64)
-        for j in offsets:
-            h = (h + self.history[:k, j].astype(np.uint64)) * HASH_MULTIPLIER
-        return h
-
-    def _context_hashes(self, k: int) -> np.ndarray:
-        """(k, contexts beyond order 0) uint64 hashes, each salted by its kind; also sets the
-        line's first byte and the nesting state, which select mixer weights."""
-        last, last_token = self.byte_history[:k] & np.uint64(0xFF), self.history[:k, 0].astype(np.uint64)
-        hashes = [self._hash(k, offsets, salt) for salt, offsets in enumerate(self.token_contexts, 1)]
-        for salt, (skip, n) in enumerate(self.byte_contexts, 100):
-            text = self.byte_history[:k] >> np.uint64(8 * skip) & np.uint64((1 << (8 * n)) - 1)
-            hashes.append((_salt(salt) + text) * HASH_MULTIPLIER)
-        if self.word:
-            word = (_salt(200) + self.word_hash[:k]) * HASH_MULTIPLIER
-            hashes += [word, (word ^ self.previous_word[:k]) * HASH_MULTIPLIER]
-            hashes.append((word + np.uint64(7) + last_token) * HASH_MULTIPLIER)
-            hashes.append((_salt(950) + self.folded_word[:k]) * HASH_MULTIPLIER)
-            hashes.append(((_salt(961) + self.previous_word[:k]) * HASH_MULTIPLIER ^ self.word_before[:k]) * HASH_MULTIPLIER)
-        if self.lines:
-            column = self.text_length[:k] - self.line_start[:k]
-            capped = np.minimum(column, COLUMN_CAP).astype(np.uint64)
-            last2 = self.byte_history[:k] & np.uint64(0xFFFF)
-            hashes.append((_salt(300) + (capped << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append(((_salt(301) + capped) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
-            above, after_above = self._above(k, column, 0), self._above(k, column, 1)
-            hashes.append((_salt(302) + (above << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append((_salt(303) + (after_above << np.uint64(24) | above << np.uint64(16) | last2)) * HASH_MULTIPLIER)
-            head = self.line_head = self._line_head(k, column)
-            hashes.append((_salt(602) + (head << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append(((_salt(603) + head) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
-        if self.marks:
-            mark = self.mark[:k]
-            hashes.append((_salt(600) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append(((_salt(601) + mark) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
-            hashes.append((_salt(604) + (self.mark_before[:k] << np.uint64(16) | mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            scope = (_salt(990) + self.scope_word[:k]) * HASH_MULTIPLIER
-            hashes.append((scope + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append((scope ^ self.word_hash[:k]) * HASH_MULTIPLIER)
-            self.nest_state = self.nesting[:k, 0] * 16 + self.nesting[:k, 1] * 2 + self.nesting[:k, 2]  # below 64
-            hashes.append((_salt(900) + (self.nest_state.astype(np.uint64) << np.uint64(8) | last)) * HASH_MULTIPLIER)
-            hashes.append(((_salt(800) + (mark << np.uint64(8) | last)) * HASH_MULTIPLIER ^ self.mark_word[:k]) * HASH_MULTIPLIER)
-        if self.local:
-            stream = np.arange(k, dtype=np.uint64) + np.uint64(1)  # a stream keeps its index to the end
-            token_before = self.history[:k, 1].astype(np.uint64)
-            hashes.append((_salt(983) + stream) * HASH_MULTIPLIER)
-            hashes.append((_salt(980) + (stream << np.uint64(16) | last_token)) * HASH_MULTIPLIER)
-            hashes.append((_salt(981) + (stream << np.uint64(32) | last_token << np.uint64(16) | token_before)) * HASH_MULTIPLIER)
-            hashes.append(((_salt(982) + stream) * HASH_MULTIPLIER ^ self.word_hash[:k]) * HASH_MULTIPLIER)
-        for salt, match in enumerate(self.matches, 400):  # (predicted token, length class); none: (0, 0)
-            prediction = np.where(match.classes > 0, match.predicted << 8 | match.classes, 0).astype(np.uint64)
-            hashes.append((_salt(salt) + prediction) * HASH_MULTIPLIER)
-        return np.stack(hashes, axis=1) if hashes else np.zeros((k, 0), dtype=np.uint64)
-
-    def _line_head(self, k: int, column: np.ndarray) -> np.ndarray:
-        """The first byte of the current line + 1 (0: the line is empty so far)."""
-        first = self.text_log[np.arange(k), np.minimum(self.line_start[:k], self.text_log.shape[1] - 1)]
-        return np.where(column > 0, first.astype(np.int64) + 1, 0).astype(np.uint64)
-
-    def _above(self, k: int, column: np.ndarray, ahead: int) -> np.ndarray:
-        """The byte of the line before at this column + ahead (256: that line is shorter or none)."""
-        at = self.previous_line[:k] + column + ahead
-        there = (self.previous_line[:k] >= 0) & (at < self.line_start[:k] - 1)
-        at = np.clip(at, 0, self.text_log.shape[1] - 1)  # where not `there`, any byte in the log will do
-        return np.where(there, self.text_log[np.arange(k), at].astype(np.int64), 256).astype(np.uint64)
+    def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        """Code steps t0 .. t0 + window.shape[1] - 1 of every active stream: window[b, i] is
+        stream b's token at step t0 + i, read when encoding, written when decoding."""
+        with np.errstate(over="ignore"):  # wrapping uint64 hashes are meant (numpy scalars warn with JIT off)
+            if self.neural is None:
+                timed_first_call(code_steps, self.state, coder.arrays, window, lengths, t0, np.zeros((0, 0), dtype=np.int64))
+                return
+            for i in range(window.shape[1]):  # the neural model steps for all streams at once
+                k = int(np.count_nonzero(lengths > t0 + i))
+                cumulative = self._cumulative(np.asarray(self.neural.step(self._prev))[:k])
+                column = window[:, i : i + 1]
+                timed_first_call(code_steps, self.state, coder.arrays, column, lengths, t0 + i, cumulative)
+                if coder.arrays.vars[FAILED]:
+                    return
+                self._prev[:] = -1
+                self._prev[:k] = column[:k, 0]
 
     def _cumulative(self, freqs: np.ndarray) -> np.ndarray:
         """(k, 2**n_bits + 1): frequencies of the ids below each id (ids past the vocabulary: none)."""
@@ -359,84 +278,240 @@ class ContextMixingModel:
         cumulative[:, self.vocab_size + 1 :] = cumulative[:, self.vocab_size : self.vocab_size + 1]
         return cumulative
 
-    def _neural_input(self, node: np.ndarray, depth: int) -> np.ndarray:
-        """stretch(P(bit = 1 | node)) under the neural model: its mass in the node's upper half."""
-        below = self.n_bits - depth - 1
-        low = (node - (1 << depth)) << (below + 1)
-        rows = np.arange(len(node))
-        c = self.neural_cumulative
-        start, middle, end = c[rows, low], c[rows, low + (1 << below)], c[rows, low + (2 << below)]
-        p = ((end - middle) << PROB_BITS) // np.maximum(end - start, 1)
-        return stretch(np.clip(p, 1, PROB_ONE - 1))[:, None]
 
-    def _two_way(self, first: np.ndarray, checks: np.ndarray) -> np.ndarray:
-        """Each context's cell of the pair (first, first ^ 1), from the table before this step:
-        the one holding the context's check, else the one with fewer counts (first on a tie).
-        Every stream reads the same table, so the choice does not depend on stream order."""
-        second = first ^ 1
-        a, b = self.counts.cells[first].astype(np.int64), self.counts.cells[second].astype(np.int64)
-        size_a = (a & 0xFFFF) + (a >> 16 & 0xFFFF)
-        size_b = (b & 0xFFFF) + (b >> 16 & 0xFFFF)
-        use_second = (a >> 48 != checks) & ((b >> 48 == checks) | (size_b < size_a))
-        return np.where(use_second, second, first)
+# ---- the kernels: one step of every stream, one token, one decision -----------------------
 
-    @staticmethod
-    def _slots(hashes: np.ndarray, size: int) -> np.ndarray:
-        """The top bits of a hash: an index below size (a power of two)."""
-        return (hashes >> np.uint64(65 - size.bit_length())).astype(np.int64)
 
-    # ---- once per bit --------------------------------------------------------------------------
+@entry
+def code_steps(s, coder, window, lengths, t0, neural):
+    n_streams = s.params[STREAMS]
+    for i in range(window.shape[1]):
+        for b in range(n_streams):
+            if lengths[b] <= t0 + i:
+                break  # active streams are a prefix
+            position = (t0 + i) * n_streams + b
+            token = code_token(s, coder, b, position, I(window[b, i]), neural)
+            if coder.vars[FAILED]:
+                return
+            window[b, i] = token
+            record_token(s, b, position, token)
 
-    def zero_freqs(self) -> np.ndarray:
-        """Coding frequency of a 0 bit for streams 0..k-1, out of 2**prob_bits; the full
-        total where a 1 is impossible (no token id below vocab_size in that subtree)."""
-        node, depth, k = self.node, self.depth, self.k
-        below = self.n_bits - depth - 1
-        hashed = (self.context_hashes ^ (node.astype(np.uint64) * NODE_MULTIPLIER)[:, None]) * HASH_MULTIPLIER
-        checks = (hashed >> np.uint64(49 - self.table_bits)).astype(np.int64) & 0x7FFF  # 15 bits below the slot's (int64-safe)
-        slots = self._two_way((1 << self.n_bits) + self._slots(hashed, 1 << self.table_bits), checks)
-        self.cells = np.concatenate([node[:, None], slots], axis=1)
-        self.checks = np.concatenate([np.zeros((k, 1), dtype=np.int64), checks], axis=1)
-        states, seen = self.counts.states(self.cells, self.checks)
-        self.map_cells = states + self.map_offsets
-        match_inputs = [match.input(node, depth)[:, None] for match in self.matches]
-        if self.neural is not None:
-            match_inputs.append(self._neural_input(node, depth))
-        inputs = np.concatenate([stretch(self.count_maps.p(self.map_cells))] + match_inputs + [self.bias[:k]], axis=1)
-        match_class = self.matches[0].alive_class if self.matches else np.zeros(k, dtype=np.int64)
-        # which of the first four contexts beyond order 0 (orders 1-4) were seen, and an eighth of the rest
-        seen_class = seen[:, 1:5] @ self.seen_weights + seen[:, 5:].sum(axis=1) * 8 // seen.shape[1]
-        by_depth = [depth * MATCH_CLASSES + match_class, depth * SEEN_CLASSES + seen_class, depth * 256 + self.last_byte]
-        values = [self.history[:k, 0]] + ([self.mark[:k].astype(np.int64), self.nest_state] if self.marks else [])
-        values += [self.line_head.astype(np.int64)] if self.lines else []
-        selected = [v << self.n_bits | node if by_node else v * self.n_bits + depth for v, by_node in zip(values, self.by_node)]
-        sets = np.stack(by_depth + [node] + selected, axis=1) + self.mixer_offsets
-        mixed = self.mixers.mix(inputs, sets)
-        finals = np.stack([self.zeros[:k] + depth, depth * MATCH_CLASSES + match_class, by_depth[1], depth * 256 + self.last_byte], axis=1)
-        dots = self.final_mixer.mix(np.concatenate([mixed, self.bias[:k]], axis=1), finals + self.final_offsets)
-        self.mixer_p = squash(dots.sum(axis=1) // len(self.final_sets))
-        order1 = (1 << self.n_bits) + (self.cells[:, 1] & 0xFFFF if self.cells.shape[1] > 1 else node)
-        refined = self.refiner.refine(self.mixer_p[:, None], np.stack([node, order1], axis=1))
-        p = (2 * self.mixer_p + refined.sum(axis=1)) >> 2
-        # a third refiner, by the match model's state, on the result: half of the final output
-        expected = self.matches[0].expected & (match_class > 0) if self.matches else np.zeros(k, dtype=np.int64)
-        by_match = (match_class * 2 + expected) * self.n_bits + depth
-        self.p = (p + self.match_refiner.refine(p[:, None], by_match[:, None])[:, 0]) >> 1
-        zero = (PROB_ONE - self.p) << (self.prob_bits - PROB_BITS)
-        one_possible = ((2 * node + 1) << below) - (1 << self.n_bits) < self.vocab_size
-        return np.where(one_possible, zero, 1 << self.prob_bits)
 
-    def update(self, bits: np.ndarray) -> None:
-        bits = np.asarray(bits, dtype=np.int64)
-        columns = self.cells.shape[1]
-        repeated = np.repeat(bits, columns)
-        self.count_maps.update(self.map_cells.ravel(), repeated)
-        self.counts.update(self.cells.ravel(), self.checks.ravel(), repeated)
-        for match in self.matches:
-            match.learn(bits)
-        self.mixers.learn(bits)
-        self.final_mixer.learn(bits)
-        self.refiner.learn(bits)
-        self.match_refiner.learn(bits)
-        self.node = 2 * self.node + bits
-        self.depth += 1
+@kernel
+def code_token(s, coder, b, position, token, neural):
+    """Code stream b's token (given when encoding) bit by bit; return it."""
+    n_bits, vocab, prob_bits = s.params[N_BITS], s.params[VOCAB], coder.vars[CODER_PROB_BITS]
+    token_facts(s, b, position)
+    decoding = coder.vars[DECODING]
+    node = 1
+    for depth in range(n_bits):
+        below = n_bits - depth - 1
+        if depth % GROUP_BITS == 0:
+            choose_buckets(s, node)
+        if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
+            node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
+            continue
+        p = predict_bit(s, b, depth, node, neural)
+        bit = 0 if decoding else token >> below & 1
+        bit = code_bit(coder, b, (PROB_ONE - p) << (prob_bits - PROB_BITS), bit)
+        learn_bit(s, depth, node, bit)
+        node = 2 * node + bit
+    return node - (1 << n_bits)
+
+
+@kernel
+def token_facts(s, b, position):
+    """The facts of stream b before its next token, the match models' predictions, and the
+    hash of every context."""
+    f, text, lines, ring = s.facts, s.text, s.lines, s.text_ring
+    ring_mask = ring.shape[1] - 1
+    f[ZERO] = U(0)
+    f[LAST_BYTE] = text[b, BYTES] & U(0xFF)
+    f[LAST_TWO_BYTES] = text[b, BYTES] & U(0xFFFF)
+    f[LAST_TOKEN] = U(s.history[b, 0])
+    f[WORD], f[PREVIOUS_WORD], f[WORD_BEFORE] = text[b, TEXT_WORD], text[b, TEXT_PREVIOUS_WORD], text[b, TEXT_WORD_BEFORE]
+    f[FOLDED_WORD], f[SCOPE] = text[b, TEXT_FOLDED], text[b, TEXT_SCOPE]
+    f[MARK], f[MARK_BEFORE], f[MARK_WORD] = text[b, TEXT_MARK], text[b, TEXT_MARK_BEFORE], text[b, TEXT_MARK_WORD]
+    length, line_start, previous_line = lines[b, LENGTH], lines[b, LINE_START], lines[b, PREVIOUS_LINE]
+    column = length - line_start
+    f[COLUMN] = U(min(column, COLUMN_CAP))
+    for ahead in range(2):  # the byte of the line before at this column, and the next one
+        at = previous_line + column + ahead
+        inside = previous_line >= 0 and at < line_start - 1 and length - at <= ring_mask
+        f[ABOVE + ahead] = U(ring[b, at & ring_mask]) if inside else U(256)
+    f[LINE_HEAD] = U(I(ring[b, line_start & ring_mask]) + 1) if 0 < column <= ring_mask else U(0)
+    f[NESTING] = U(lines[b, NEST] * 16 + lines[b, NEST + 1] * 2 + lines[b, NEST + 2])
+    f[STREAM] = U(b + 1)
+    n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
+    for m in range(s.params[N_MATCHES]):
+        match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
+        length_class = s.match_state[m, b, 3]
+        f[MATCHES + m] = U(s.match_state[m, b, 2] << 8 | length_class) if length_class else U(0)
+    for c in range(s.params[N_CONTEXTS]):
+        h = s.salts[c]
+        for part in s.parts[c]:
+            if part < 0:
+                break
+            h = (h + part_value(s, b, part)) * HASH_MULTIPLIER
+        s.context_hash[c] = h
+
+
+@kernel
+def part_value(s, b, part):
+    if part < TOKEN_PARTS:
+        return s.facts[part]
+    if part < TEXT_PARTS:
+        return U(s.history[b, part - TOKEN_PARTS])
+    skip, n = (part - TEXT_PARTS) >> 4, (part - TEXT_PARTS) & 15
+    return s.text[b, BYTES] >> U(8 * skip) & (U(0xFFFFFFFFFFFFFFFF) >> U(64 - 8 * n))
+
+
+@kernel
+def choose_buckets(s, node):
+    """At the first decision of a group: each context's bucket for the group below this node."""
+    node_hash = U(node) * NODE_MULTIPLIER
+    for c in range(len(s.bucket_at)):
+        s.bucket_at[c] = claim_bucket(s.buckets, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, s.params[BUCKET_BITS])
+
+
+@kernel
+def predict_bit(s, b, depth, node, neural):
+    """P(bit = 1) in [1, 4095] for stream b at this node."""
+    n_bits, n_contexts = s.params[N_BITS], s.params[N_CONTEXTS]
+    in_group = depth % GROUP_BITS
+    cell = (1 << in_group) | (node & ((1 << in_group) - 1))  # the node's cell in its group's bucket
+    inputs = s.inputs
+    seen_first, seen_rest = 0, 0
+    for c in range(n_contexts):
+        counts = I(s.buckets[s.bucket_at[c] + cell])
+        state = c * CELL_STATES + cell_state(counts)
+        s.state_at[c] = state
+        inputs[c] = stretch_of(map_p(s.maps, state))
+        if counts:
+            if 1 <= c <= 4:
+                seen_first |= 1 << (c - 1)
+            elif c > 4:
+                seen_rest += 1
+    n = n_contexts
+    for m in range(s.params[N_MATCHES]):
+        inputs[n], s.match_alive[m, 0], s.match_alive[m, 1] = match_input(s.match_state, s.match_maps, m, b, node, depth, n_bits)
+        n += 1
+    if s.params[HAS_NEURAL]:
+        inputs[n] = neural_input(neural, b, node, depth, n_bits)
+        n += 1
+    inputs[n] = BIAS
+    match_class = s.match_alive[0, 0] if s.params[N_MATCHES] else 0
+    s.facts[MATCH_CLASS] = U(match_class)
+    s.facts[SEEN_CLASS] = U(seen_first * 8 + seen_rest * 8 // n_contexts)
+    for i in range(len(s.sets)):
+        value = I(s.facts[s.sel_fact[i]])
+        s.sets[i] = s.sel_offset[i] + (value << n_bits | node if s.sel_by_node[i] else value * n_bits + depth)
+        dot = mix_dot(s.weights, s.sets[i], inputs)
+        s.final_inputs[i] = dot
+        s.mixed[i] = squash_of(dot)
+    s.final_inputs[len(s.sets)] = BIAS
+    total = 0
+    for j in range(len(s.final_sets)):
+        s.final_sets[j] = s.final_offset[j] + I(s.facts[s.final_fact[j]]) * n_bits + depth
+        dot = mix_dot(s.final_weights, s.final_sets[j], s.final_inputs)
+        s.final_p[j] = squash_of(dot)
+        total += dot
+    mixed = squash_of(total // len(s.final_sets))
+    by_node, s.refine_at[NODE_KNOT] = refine(s.refiner, node, mixed)
+    token_node = I((U(s.history[b, 0]) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(48))
+    by_token, s.refine_at[TOKEN_KNOT] = refine(s.refiner, (1 << n_bits) + token_node, mixed)
+    p = (2 * mixed + by_node + by_token) >> 2
+    # a third refiner, by the match model's state, on the result: half of the final output
+    by_match, s.refine_at[MATCH_KNOT] = refine(s.match_refiner, (match_class * 2 + s.match_alive[0, 1] * (match_class > 0)) * n_bits + depth, p)
+    return min(max((p + by_match) >> 1, 1), PROB_ONE - 1)
+
+
+@kernel
+def neural_input(cumulative, b, node, depth, n_bits):
+    """stretch(P(bit = 1 | node)) under the neural model: its mass in the node's upper half."""
+    below = n_bits - depth - 1
+    low = (node - (1 << depth)) << (below + 1)
+    start, middle, end = cumulative[b, low], cumulative[b, low + (1 << below)], cumulative[b, low + (2 << below)]
+    p = ((end - middle) << PROB_BITS) // max(end - start, 1)
+    return stretch_of(min(max(p, 1), PROB_ONE - 1))
+
+
+@kernel
+def learn_bit(s, depth, node, bit):
+    n_bits = s.params[N_BITS]
+    in_group = depth % GROUP_BITS
+    cell = (1 << in_group) | (node & ((1 << in_group) - 1))
+    limit = s.params[COUNT_LIMIT]
+    for c in range(s.params[N_CONTEXTS]):
+        map_learn(s.maps, s.state_at[c], bit, MAP_LIMIT)
+        count_bit(s.buckets, s.bucket_at[c] + cell, bit, limit)
+    for m in range(s.params[N_MATCHES]):
+        match_learn(s.match_maps, m, s.match_alive[m, 0], depth, n_bits, bit, s.match_alive[m, 1])
+    rate = s.params[RATE]
+    for i in range(len(s.sets)):
+        mix_learn(s.weights, s.uses, s.sets[i], s.inputs, s.mixed[i], bit, rate)
+    for j in range(len(s.final_sets)):
+        mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, rate)
+    map_learn(s.refiner, s.refine_at[NODE_KNOT], bit, MAP_LIMIT)
+    map_learn(s.refiner, s.refine_at[TOKEN_KNOT], bit, MAP_LIMIT)
+    map_learn(s.match_refiner, s.refine_at[MATCH_KNOT], bit, MAP_LIMIT)
+
+
+@kernel
+def record_token(s, b, position, token):
+    """After stream b's token at `position`: the token ring, the match models, the history,
+    the text state."""
+    s.token_ring[position & (len(s.token_ring) - 1)] = token
+    for m in range(s.params[N_MATCHES]):
+        match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
+    for j in range(s.history.shape[1] - 1, 0, -1):
+        s.history[b, j] = s.history[b, j - 1]
+    s.history[b, 0] = token + 1
+    record_text(s, b, token)
+
+
+@kernel
+def record_text(s, b, token):
+    """Bytes, words, lines, markup and nesting after stream b's token."""
+    text, lines, info = s.text, s.lines, s.token_info
+    word = text[b, TEXT_WORD]
+    breaks = info[token, T_BREAKS]
+    if breaks:  # the token ends a word: what follows its last non-letter byte starts the next
+        text[b, TEXT_WORD_BEFORE] = text[b, TEXT_PREVIOUS_WORD]
+        text[b, TEXT_PREVIOUS_WORD] = word
+        text[b, TEXT_WORD] = s.token_hash[token, T_WORD_TAIL]
+        text[b, TEXT_FOLDED] = s.token_hash[token, T_FOLDED_WORD_TAIL]
+    else:
+        text[b, TEXT_WORD] = (word + U(token) + U(1)) * HASH_MULTIPLIER
+        text[b, TEXT_FOLDED] = (text[b, TEXT_FOLDED] + s.token_hash[token, T_FOLDED] + U(1)) * HASH_MULTIPLIER
+    bits = info[token, T_TAIL_BITS]
+    if bits >= 64:
+        text[b, BYTES] = s.token_hash[token, T_TAIL]
+    elif bits > 0:
+        text[b, BYTES] = text[b, BYTES] << U(bits) | s.token_hash[token, T_TAIL]
+    # lines: append the bytes, move the line starts
+    ring_mask = s.text_ring.shape[1] - 1
+    start, length = lines[b, LENGTH], info[token, T_LENGTH]
+    for j in range(length):
+        s.text_ring[b, (start + j) & ring_mask] = s.token_bytes[token, j]
+    lines[b, LENGTH] = start + length
+    after, in_token = info[token, T_AFTER_NEWLINE], info[token, T_LINE_IN_TOKEN]
+    previous = lines[b, LINE_START] if after >= 0 else lines[b, PREVIOUS_LINE]
+    lines[b, PREVIOUS_LINE] = start + in_token if in_token >= 0 else previous
+    if after >= 0:
+        lines[b, LINE_START] = start + length - after
+    # markup: a token's own markup bytes push the older ones out
+    older, last = info[token, T_MARK_OLDER], info[token, T_MARK_LAST]
+    if older > 0:
+        text[b, TEXT_MARK_BEFORE] = U(older)
+    elif last > 0:
+        text[b, TEXT_MARK_BEFORE] = text[b, TEXT_MARK]
+    if last > 0:
+        text[b, TEXT_MARK] = U(last)
+        text[b, TEXT_MARK_WORD] = word
+    ended = lines[b, SCOPE_PENDING] and breaks
+    if ended:
+        text[b, TEXT_SCOPE] = word
+    lines[b, SCOPE_PENDING] = 1 if info[token, T_OPENS] or (lines[b, SCOPE_PENDING] and not ended) else 0
+    for j in range(3):
+        lines[b, NEST + j] = min(max(lines[b, NEST + j] + info[token, T_NEST + j], 0), NEST_CAPS[j])

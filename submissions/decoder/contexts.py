@@ -1,0 +1,127 @@
+"""What the mixing model conditions on, declared in tables: contexts and mixer selectors.
+
+A context is one row: (name, salt, parts). Its hash starts from the salt and takes in each
+part in turn; a part is a fact (below), the token j back (`token(j)`) or n bytes of text
+ending skip bytes back (`text(skip, n)`). The salts are part of the archive format: a
+changed salt or part changes every bitstream (tests pin the table). Adding a context is
+one row here.
+
+Facts are computed once per token and stream by the model (mixing_model.token_facts),
+two of them once per decision (MATCH_CLASS, SEEN_CLASS); MATCHES + m is match model m's
+prediction (predicted token, length class; 0 without one).
+"""
+
+from __future__ import annotations
+
+# facts: indices into the model's per-token fact vector (uint64 each)
+ZERO = 0  # always 0: a selector of one value
+LAST_BYTE = 1  # the last byte of text
+LAST_TWO_BYTES = 2
+LAST_TOKEN = 3  # the last token + 1 (0: none yet)
+WORD = 4  # hash of the word being written
+PREVIOUS_WORD = 5
+WORD_BEFORE = 6  # the word before the previous one
+FOLDED_WORD = 7  # the current word with ASCII letters lower-cased: 'The' and 'the' share counts
+COLUMN = 8  # bytes since the last newline, capped at COLUMN_CAP
+ABOVE = 9  # the byte of the line before at this column (256: none): tables and lists repeat by column
+AFTER_ABOVE = 10  # the byte after that one
+LINE_HEAD = 11  # the line's first byte + 1 (0: empty so far): list, table row, heading, ...
+MARK = 12  # the last markup byte + 1 (one of MARKS; 0: none yet)
+MARK_BEFORE = 13  # the markup byte before it
+MARK_WORD = 14  # the word just before the last markup byte (`title` in `|title=`)
+SCOPE = 15  # the first word after the last [, { or < (`Category` in [[Category:..., `cite` in {{cite web|...)
+NESTING = 16  # [ { < still open, capped at 3, 3, 1: 16 [ + 2 { + <, below 64
+STREAM = 17  # the stream's index + 1
+MATCH_CLASS = 18  # per decision: the first match model's length class while its prediction lives
+SEEN_CLASS = 19  # per decision: which of the first four contexts after order 0 were seen, and an eighth of the rest
+MATCHES = 20  # MATCHES + m: match model m's (predicted token << 8 | length class)
+TOKEN_PARTS = 64  # part codes below this are facts; token(j) = TOKEN_PARTS + j
+TEXT_PARTS = 128  # text(skip, n) = TEXT_PARTS + 16 * skip + n
+
+COLUMN_CAP = 63
+MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes (adding .,!?-_ coded larger)
+NESTING_BRACKETS = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # open minus closed, capped
+
+
+def token(j: int) -> int:
+    """Part: the token j back (0: the last one)."""
+    return TOKEN_PARTS + j
+
+
+def text(skip: int, n: int) -> int:
+    """Part: n bytes of text ending skip bytes back (skip + n <= 8)."""
+    return TEXT_PARTS + 16 * skip + n
+
+
+WORD_CONTEXTS = (
+    ("word", 200, (WORD,)),
+    ("word, previous word", 201, (WORD, PREVIOUS_WORD)),
+    ("word, last token", 202, (WORD, LAST_TOKEN)),
+    ("folded word", 950, (FOLDED_WORD,)),
+    ("two words before", 961, (PREVIOUS_WORD, WORD_BEFORE)),
+)
+LINE_CONTEXTS = (
+    ("column, last byte", 300, (COLUMN, LAST_BYTE)),
+    ("column, word", 301, (COLUMN, WORD)),
+    ("byte above, last byte", 302, (ABOVE, LAST_BYTE)),
+    ("two bytes above, last two bytes", 303, (AFTER_ABOVE, ABOVE, LAST_TWO_BYTES)),
+    ("line head, last byte", 602, (LINE_HEAD, LAST_BYTE)),
+    ("line head, word", 603, (LINE_HEAD, WORD)),
+)
+MARK_CONTEXTS = (  # inside [[...]], {{...}}, <...>, a table cell or after '=' different things follow
+    ("mark, last byte", 600, (MARK, LAST_BYTE)),
+    ("mark, word", 601, (MARK, WORD)),
+    ("two marks, last byte", 604, (MARK_BEFORE, MARK, LAST_BYTE)),
+    ("scope, mark, last byte", 990, (SCOPE, MARK, LAST_BYTE)),
+    ("scope, word", 991, (SCOPE, WORD)),
+    ("nesting, last byte", 900, (NESTING, LAST_BYTE)),
+    ("mark, last byte, word before the mark", 800, (MARK, LAST_BYTE, MARK_WORD)),
+)
+LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
+    ("stream", 983, (STREAM,)),
+    ("stream, last token", 980, (STREAM, token(0))),
+    ("stream, last two tokens", 981, (STREAM, token(0), token(1))),
+    ("stream, word", 982, (STREAM, WORD)),
+)
+
+
+def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int, tuple]]:
+    """Every context of a model with this config, in input order: order 0 (the tree node
+    alone), the token contexts (orders, then sparse), the byte contexts, the word, line, mark
+    and local groups the config turns on, then one per match model."""
+    rows = [("order 0", 1, ())]
+    for offsets in [tuple(range(k)) for k in config.orders] + [tuple(c) for c in config.sparse]:
+        rows.append((f"tokens {offsets}", 1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
+    for skip, n in config.byte_contexts:
+        rows.append((f"text {skip},{n}", 2000 + 16 * skip + n, (text(skip, n),)))
+    groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
+    for enabled, group in groups:
+        rows += list(group) if enabled else []
+    rows += [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]
+    return rows
+
+
+# mixer selectors: (name, fact, values (None: vocab + 1), by node): a mixer keeps one weight
+# vector per value and tree node (by node, while that stays below NODE_SETS vectors) or per
+# value and depth
+NODE_SETS = 1 << 19
+FIRST_LAYER = (
+    ("match length", MATCH_CLASS, 16, False),
+    ("contexts seen", SEEN_CLASS, 128, False),
+    ("last byte", LAST_BYTE, 256, False),
+    ("node", ZERO, 1, True),
+    ("last token", LAST_TOKEN, None, True),
+)
+MARK_SELECTORS = (("mark", MARK, 257, True), ("nesting", NESTING, 64, True))
+LINE_SELECTORS = (("line head", LINE_HEAD, 257, True),)
+# the final mixers, over the first layer's outputs, averaged in the logistic domain
+FINAL_LAYER = (
+    ("depth", ZERO, 1, False),
+    ("match length", MATCH_CLASS, 16, False),
+    ("contexts seen", SEEN_CLASS, 128, False),
+    ("last byte", LAST_BYTE, 256, False),
+)
+
+
+def selector_table(config) -> list[tuple]:
+    return list(FIRST_LAYER) + list(MARK_SELECTORS) * bool(config.marks) + list(LINE_SELECTORS) * bool(config.lines)
