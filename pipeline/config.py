@@ -63,9 +63,10 @@ class MixingModelConfig(MixConfig):
 MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neural": NeuralModelConfig}
 
 
-AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from
+AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from for the context model
 TOKENS_PER_STREAM = 1 << 16  # ... the fewest that give no stream more tokens than this
 NEURAL_STREAMS = 64  # automatic choice with a neural net: its batch per step
+MIX_STREAMS = 1  # the mixing model codes streams one after another: one stream codes smallest
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,17 @@ class PipelineConfig:
 
     def streams_for(self, n_tokens: int) -> int:
         """Coding streams for n_tokens (the whole file or one shard): the configured number, or
-        when that is 0 (automatic) NEURAL_STREAMS for a model with a neural net, else the fewest
-        of AUTO_STREAMS with at most TOKENS_PER_STREAM tokens each. The online models spend
-        their time per step, and fewer, longer streams code smaller: on enwik6 16 streams
-        code 1.1% smaller than 64, in about 3x the time."""
+        when that is 0 (automatic) NEURAL_STREAMS for a model with a neural net (its batch),
+        MIX_STREAMS for the mixing model (its kernel codes one token at a time whatever the
+        streams, and every stream more costs size: benchmarks/results/kernels_enwik6.md), else
+        the fewest of AUTO_STREAMS with at most TOKENS_PER_STREAM tokens each (the context model
+        steps all streams at once)."""
         if self.coder.n_streams:
             return self.coder.n_streams
         if self.neural_model() is not None:
             return NEURAL_STREAMS
+        if self.model.kind == "mix":
+            return MIX_STREAMS
         return next((s for s in AUTO_STREAMS if n_tokens <= s * TOKENS_PER_STREAM), AUTO_STREAMS[-1])
 
     def to_json(self) -> str:
@@ -117,7 +121,6 @@ class PipelineConfig:
             raise UserError("tokenizer model type must be bpe or unigram")
         if not 0 <= self.coder.n_streams <= 4096:
             raise UserError("number of streams must be between 1 and 4096 (0: automatic)")
-        most_streams = self.coder.n_streams or max(AUTO_STREAMS + (NEURAL_STREAMS,))
         if self.coder.shards < 1:
             raise UserError("the number of shards must be at least 1")
         if not 16 <= self.coder.prob_bits <= 31:

@@ -14,7 +14,7 @@ from pipeline.fileio import check_output
 from pipeline.progress import progress_bar
 from pipeline.errors import UserError
 from pipeline.run_dir import load_report, load_run
-from submissions.archive import archive_parts, runtime_of, write_archive
+from submissions.archive import archive_parts, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
 from submissions.decoder.model_registry import build_model, model_class
@@ -98,18 +98,18 @@ def pack(
         return None
     coded = {i: result for part in everyone for i, result in part.items()}
     payload = b"".join(coded[i][0] for i in range(len(sizes)))
-    header = {
-        "config": config.to_dict(),
-        "model": model_header,
-        "original": {"size": source.size, "sha256": source.sha256},
-        "n_tokens": int(len(tokens)),
-        "coding": {
+    header = make_header(
+        config.to_dict(),
+        model_header,
+        original={"size": source.size, "sha256": source.sha256},
+        coding={
+            "prob_bits": prob_bits,
             "block_steps": block,
             "shards": [{"tokens": sizes[i], "streams": coded[i][2], "bytes": len(coded[i][0])} for i in range(len(sizes))],
         },
-        "runtime": runtime_of(model_header),
-        "packed_with": {"python": platform.python_version(), "numpy": np.__version__},
-    }
+        runtime=runtime_of(model_header),
+        packed_with=_versions(),
+    )
     sections = {TOKENIZER: tokenizer.table_blob(), PAYLOAD: payload}
     if weights:
         sections[MODEL] = weights
@@ -118,6 +118,18 @@ def pack(
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
     return PackResult(Path(out), total, archive_parts(Path(out)), source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+
+
+def _versions() -> dict:
+    """The libraries the encoder computed with (numba where it is installed)."""
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import numba
+
+        versions["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return versions
 
 
 def _rank_device(device: str | None, world) -> str | None:

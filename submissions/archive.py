@@ -324,6 +324,49 @@ def archive_decoder(path: Path) -> dict[str, str]:
         raise ArchiveError(f"{path}: the decoder program does not unpack ({type(exc).__name__}: {exc})") from None
 
 
+def make_header(config: dict, model: dict, original: dict, coding: dict, runtime: list[str], packed_with: dict) -> dict:
+    """The header of format 4, stating each fact once: `model`, `coding` (prob_bits, block_steps,
+    shards) and `original` are what the decoder reads; `training` keeps what else the run's
+    config (a PipelineConfig dict) said, i.e. how the archive was made: the requested tokenizer,
+    the training options of the model, the requested stream count. run_config reassembles it."""
+    training = {
+        "tokenizer": config["tokenizer"],
+        "model": _beyond(config["model"], model),
+        "coder": {k: v for k, v in config["coder"].items() if k not in ("prob_bits", "shards")},
+    }
+    return {"original": original, "model": model, "coding": coding, "training": training, "runtime": runtime, "packed_with": packed_with}
+
+
+def _beyond(config: dict, known: dict) -> dict:
+    """The entries of config that known does not state (recursively, for the neural input)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(known.get(key), dict):
+            out[key] = _beyond(value, known[key])
+        elif key not in known:
+            out[key] = value
+    return out
+
+
+def _merged(known: dict, extra: dict) -> dict:
+    out = dict(known)
+    for key, value in extra.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def run_config(header: dict) -> dict:
+    """The run's config (a PipelineConfig dict) of a format 4 header: what the decoder reads plus
+    the training facts (for a neural model the decoder's model config also holds the integer
+    model's own fields)."""
+    training, coding = header.get("training", {}), header["coding"]
+    return {
+        "tokenizer": training.get("tokenizer", {}),
+        "model": _merged(header["model"], training.get("model", {})),
+        "coder": {**training.get("coder", {}), "prob_bits": coding["prob_bits"], "shards": len(coding["shards"])},
+    }
+
+
 def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     header = dict(header, format_version=FORMAT_VERSION)
     buffer = io.BytesIO()
@@ -383,6 +426,6 @@ def inspect(path: Path) -> ArchiveInfo:
         original_size=header["original"]["size"],
         original_sha256=header["original"]["sha256"],
         runtime=list(header["runtime"]),
-        config=header["config"],
+        config=run_config(header),
         header=header,
     )

@@ -199,10 +199,12 @@ def test_nproc_refuses_an_existing_output_before_starting_processes(small_run, t
     assert (tmp_path / "taken.arc").read_bytes() == b"x"
 
 
-def test_automatic_streams_follow_the_file_size():
-    """--streams 0: fewer, longer streams for small files (smaller archives), 64 for big ones
-    and with a neural net (its batch); a configured count always wins."""
-    auto = PipelineConfig(coder=CoderConfig(n_streams=0))
+def test_automatic_streams_follow_the_model_and_the_file_size():
+    """--streams 0: one stream for the mixing model (it codes one token at a time anyway);
+    for the context model fewer, longer streams for small files (smaller archives), 64 for
+    big ones; 64 with a neural net (its batch); a configured count always wins."""
+    assert [PipelineConfig().streams_for(n) for n in (1, 1 << 20, 1 << 30)] == [1, 1, 1]
+    auto = PipelineConfig(model=ContextModelConfig(), coder=CoderConfig(n_streams=0))
     assert [auto.streams_for(n) for n in (1, 1 << 20, (1 << 20) + 1, 1 << 21, 1 << 30)] == [16, 16, 32, 32, 64]
     assert PipelineConfig(model=MixingModelConfig(neural=NeuralModelConfig()), coder=CoderConfig(n_streams=0)).streams_for(100) == 64
     assert PipelineConfig(coder=CoderConfig(n_streams=8)).streams_for(1 << 30) == 8

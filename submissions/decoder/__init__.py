@@ -5,4 +5,4 @@ the project: this package is copied into each archive, and `pipeline pack`
 imports the same modules to encode, so encoder and decoder cannot drift apart.
 """
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: each header fact stated once; binary models code stream by stream, bit by bit, in compiled kernels

@@ -45,7 +45,7 @@ def decode_shard(header: dict, sections: dict, index: int, progress=None):
     check_format(header)
     table = unpack_table(sections[TOKENIZER])
     shard = header["coding"]["shards"][index]
-    prob_bits = header["config"]["coder"]["prob_bits"]
+    prob_bits = header["coding"]["prob_bits"]
     model = build_model(header["model"], len(table), shard["streams"], prob_bits, sections.get(MODEL, b""), token_bytes=table)
     try:
         payload = shard_payload(header, sections, index)
