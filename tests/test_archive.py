@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import lzma
 import os
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import CoderConfig, PipelineConfig, TokenizerConfig
+from pipeline.data import sample_bytes
 from pipeline.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
@@ -44,6 +46,7 @@ from submissions.archive import (
 )
 from submissions.decoder import restore
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
+from verify.report import jit_compile_seconds
 
 SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=512), coder=CoderConfig(n_streams=8))
 
@@ -77,6 +80,24 @@ def test_archive_restores_itself_byte_exact(packed, tmp_path):
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
+    assert jit_compile_seconds(result.stderr) > 0  # the mixing model's kernels, compiled in the archive's process
+
+
+FORMAT_3 = Path(__file__).parent / "data" / "format3-mix.arc"  # made with commit 743b890: 6,000 bytes of the built-in sample
+
+
+def test_an_archive_of_format_3_still_restores_itself(tmp_path):
+    """Archives carry their decoder: one made before the kernels (numpy lock-step mixing model)
+    restores byte for byte, and this project's inspect points there instead of misreading it."""
+    copy = tmp_path / FORMAT_3.name
+    copy.write_bytes(FORMAT_3.read_bytes())
+    result = run_archive(copy, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    restored = (tmp_path / "out").read_bytes()
+    assert hashlib.sha256(restored).hexdigest() == "176a24e1430a0a3eaa776f80315aa63181e3687a43421658f433ca99feb1b63f"
+    assert restored == sample_bytes()[100_000:106_000]
+    with pytest.raises(ArchiveError, match="format 3.*restores itself"):
+        inspect(copy)
 
 
 def test_parts_add_up_to_the_file_size(packed):

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from pipeline.errors import UserError
 from verify import clean_env
 from verify.cli import app, parse_size
-from verify.report import first_mismatch
+from verify.report import first_mismatch, jit_compile_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL = b"The quick brown fox jumps over the lazy dog.\n" * 50
@@ -333,3 +333,8 @@ def test_first_mismatch(tmp_path):
     assert first_mismatch(a, b) == 2_500_000
     b.write_bytes(b"x" * 3_000_000)
     assert first_mismatch(a, b) is None
+
+
+def test_the_decoders_compile_time_is_read_from_its_last_words():
+    assert jit_compile_seconds("decoding: 100%\ndecoder: kernels compiled in 7.25 s\n") == 7.25
+    assert jit_compile_seconds("decoding: 100%\n") is None  # a decoder without kernels

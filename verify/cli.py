@@ -70,7 +70,9 @@ def print_summary(data: dict, report_path: Path) -> None:
     console.print(f"{verdict}  {escape(arc['path'])}")
     console.print(f"  total {arc['total_bytes']} bytes ({parts})")
     console.print(f"  bpb {bpb:.4f}" if bpb is not None else "  bpb n/a (empty original)")
-    console.print(f"  decode {data['decode_seconds']:.2f} s, peak RSS {format_bytes(data['peak_rss_bytes'])}")
+    jit = data.get("jit_compile_seconds")
+    compiled = f" (kernels compiled in {jit:.2f} s, numba {data['versions'].get('numba')})" if jit is not None else ""
+    console.print(f"  decode {data['decode_seconds']:.2f} s{compiled}, peak RSS {format_bytes(data['peak_rss_bytes'])}")
     console.print(
         f"  clean env: {env['install_method']} venv, network {'cut' if env['network_cut'] else '[yellow]NOT cut[/]'}, "
         f"project importable: {'[bold red]YES[/]' if env['project_importable'] else 'no'}"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def build_report(
         "comparison": asdict(comparison),
         "bits_per_byte": bits_per_byte(info.total_bytes, info.original_size),
         "decode_seconds": round(result.seconds, 3),
+        "jit_compile_seconds": jit_compile_seconds(result.stderr),
         "peak_rss_bytes": result.peak_rss,
         "limits": limits,
         "passed": passed,
@@ -145,6 +147,13 @@ def build_report(
         "date": utc_now(),
         "config": info.config,
     }
+
+
+def jit_compile_seconds(stderr: str) -> float | None:
+    """What the decoder said its kernels took to compile (part of decode_seconds); None for
+    a decoder without kernels."""
+    found = re.findall(r"kernels compiled in ([0-9.]+) s", stderr)
+    return float(found[-1]) if found else None
 
 
 def write_report(path: Path, report: dict) -> None:

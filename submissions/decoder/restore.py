@@ -139,6 +139,9 @@ def main(argv=None) -> int:
         check_format(header)
         progress = None if args.quiet or args.jobs > 1 or not sys.stderr.isatty() else _text_progress(time.monotonic())
         write_restored(header, sections, decode_shards(header, sections, progress, args.jobs), args.output)
+        jit = sys.modules.get(f"{__package__}.jit")  # loaded by the models with compiled kernels only
+        if jit is not None and jit.COMPILE_SECONDS[0]:
+            print(f"decoder: kernels compiled in {jit.COMPILE_SECONDS[0]:.2f} s", file=sys.stderr)  # verify reports it
     except (RestoreError, ArchiveCorrupt, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
