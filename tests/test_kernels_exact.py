@@ -1,0 +1,66 @@
+"""The kernels' source is its own reference: coding with numba's JIT and as plain Python
+(NUMBA_DISABLE_JIT=1) gives the same payloads and the same final tables, and no kernel
+computes in floating point (numba silently makes uint64 mixed with int64 a float64)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# codes a short text with every compiled model, prints payload and table hashes; under the
+# JIT also every variable of a float type in the kernels it compiled
+SCRIPT = r"""
+import hashlib, json, sys
+import numpy as np
+from submissions.decoder import encoding, jit
+from submissions.decoder.context_model import ContextConfig, ContextModel
+from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
+
+def digest(arrays):
+    return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+
+table = [bytes([i]) for i in range(256)] + [b" the", b"ing ", b"\n", b"[[", b"]]", b"{{", b"}}|", b"<ref>", b"|\n|-\n", b""]
+text = b"[[the cat]] sat on {{the mat|x=1}}\n|-\n| the rat ing <ref>\n\n" * 4
+tokens = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
+tokens[::7] = 256 + tokens[::7] % 10  # some multi-byte tokens too
+out = {}
+for streams in (1, 3):
+    mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, match_lengths=(2, 5)), token_bytes=table)
+    out[f"mix payload {streams}"] = hashlib.sha256(encoding.encode(mix, tokens, streams, 28)).hexdigest()
+    out[f"mix tables {streams}"] = digest(mix.state)
+context = ContextModel(len(table), 2, 20, ContextConfig(max_order=3, hashed_rows=61, count_limit=30))
+out["context payload"] = hashlib.sha256(encoding.encode(context, tokens, 2, 20)).hexdigest()
+out["context tables"] = digest([context.counts0, context.counts, context.totals, context.history])
+floats = []
+if jit.numba is not None and not jit.numba.config.DISABLE_JIT:
+    import numba
+    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model
+    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model):
+        for name, kernel in vars(module).items():
+            for result in getattr(kernel, "overloads", {}).values():
+                typemap = result.type_annotation.typemap
+                floats += [f"{name}: {var} {kind}" for var, kind in typemap.items()
+                           if isinstance(kind, numba.types.Float) or getattr(kind, "dtype", None) in numba.types.real_domain]
+    out["kernels compiled"] = sum(len(getattr(k, "overloads", {})) for m in (mixing_model, mixing) for k in vars(m).values())
+out["floats"] = floats
+print(json.dumps(out))
+"""
+
+
+def run(tmp_path: Path, disable_jit: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp_path / "cache"), NUMBA_DISABLE_JIT="1" if disable_jit else "0")
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_compiled_kernels_code_exactly_what_their_python_source_codes(tmp_path):
+    compiled = run(tmp_path, disable_jit=False)  # a fresh cache: compiled here, with types to inspect
+    python = run(tmp_path, disable_jit=True)
+    assert compiled["kernels compiled"] > 10 and compiled["floats"] == []
+    assert {k: v for k, v in compiled.items() if k not in ("floats", "kernels compiled")} == {k: v for k, v in python.items() if k != "floats"}
