@@ -32,7 +32,8 @@ from tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_MIX = dict(table_bits=16, orders=(1, 2), byte_contexts=((0, 1), (0, 2)), match_lengths=(3,))
-CONFIG = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMALL_MIX), CoderConfig(n_streams=8))
+# archives of the context model: their kernels compile in a second in each process the tests start
+CONFIG = PipelineConfig(TokenizerConfig(vocab_size=320), ContextModelConfig(), CoderConfig(n_streams=8))
 
 
 def _code(model, tokens, streams, block):
@@ -127,7 +128,7 @@ def _restore(archive: Path, out: Path, *extra: str) -> bytes:
 
 
 def test_shards_and_blocks_restore_byte_for_byte(small_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(encoding, "BLOCK_SYMBOLS", 8 * 9 * 25)  # a block every 25 steps
+    monkeypatch.setattr(encoding, "BLOCK_SYMBOLS", 8 * 25)  # a block every 25 steps (8 streams, a symbol per token)
     result = pack(small_run / "run", tmp_path / "s.arc", shards=3, progress=False)
     header = json.loads(zipfile.ZipFile(tmp_path / "s.arc").read("header.json"))
     shards = header["coding"]["shards"]
@@ -178,8 +179,8 @@ def test_two_processes_encode_what_one_decodes_and_the_reverse(small_run, tmp_pa
     assert (tmp_path / "unpacked").read_bytes() == original
 
 
-def test_a_context_model_archive_shards_too(tmp_path, text_sample):
-    config = PipelineConfig(TokenizerConfig(vocab_size=320), ContextModelConfig(), CoderConfig(n_streams=4, shards=2))
+def test_a_mixing_model_archive_shards_too(tmp_path, text_sample):
+    config = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMALL_MIX), CoderConfig(n_streams=4, shards=2))
     data = tmp_path / "data.txt"
     data.write_bytes(text_sample[:5000])
     train(data, tmp_path / "run", config, progress=False)
