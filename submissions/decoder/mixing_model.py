@@ -109,7 +109,7 @@ class MixConfig:
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (4,)  # one match model per length: tokens of context a match must share
+    match_lengths: tuple = (2, 4)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 20  # mixer step size
 
