@@ -256,7 +256,7 @@ def test_a_mixer_learns_to_trust_the_input_that_is_right():
     right = np.where(bits == 1, 600, -600)  # a confident, correct input
     noise = rng.integers(-600, 601, size=3000)
     inputs = np.stack([right, noise, np.full(3000, 256)], axis=1).astype(np.int32)
-    weights, uses = new_mixer(1, 3, (1 << 16) // 3)
+    weights, uses = new_mixer(1, 3)
     kernels.train_mixer(weights, uses, inputs, bits, 20)
     assert weights[0, 0] > 4 * abs(weights[0, 1]) and uses[0] == 3000
 
@@ -304,7 +304,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "8474eb2adb757d85"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "a42691a2c629482e"
 
 
 def test_a_changed_payload_is_refused():

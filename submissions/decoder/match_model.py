@@ -30,7 +30,7 @@ LENGTH, POINTER, PREDICTED, CLASS = range(4)  # columns of match_state
 def new_match_state(n_models: int, n_streams: int, n_bits: int, table_bits: int) -> dict:
     """Arrays of n_models match models; 2**min(table_bits, TABLE_BITS) places each."""
     return {
-        "match_table": np.full((n_models, 1 << min(table_bits, TABLE_BITS)), -1, dtype=np.int64),
+        "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.int64),  # place + 1; 0: none
         "match_state": np.zeros((n_models, n_streams, 4), dtype=np.int64),
         "match_hash": np.zeros((n_models, n_streams), dtype=np.uint64),
         "match_maps": new_state_maps(n_models * CLASSES * n_bits).reshape(n_models, CLASSES * n_bits),  # confidence by (length class, depth)
@@ -67,7 +67,7 @@ def match_find(table, state, hashes, m, b, min_length, local, history, ring, pos
     hashes[m, b] = h
     ring_mask = len(ring) - 1
     if I(history[b, min_length - 1]) > 0 and state[m, b, LENGTH] == 0:
-        found = I(table[m, slot(h, table)])
+        found = I(table[m, slot(h, table)]) - 1
         if found >= 0 and position - found <= ring_mask - VERIFY * n_streams:
             length = 0
             while length < VERIFY:
@@ -86,7 +86,7 @@ def match_record(table, state, hashes, m, b, min_length, history, ring, position
     """The token at `position` was coded (already in the ring; history is still before it):
     remember where this context was followed, and let a running match go on or end."""
     if I(history[b, min_length - 1]) > 0:
-        table[m, slot(hashes[m, b], table)] = position
+        table[m, slot(hashes[m, b], table)] = position + 1
     if state[m, b, LENGTH] > 0:
         if I(ring[state[m, b, POINTER] & (len(ring) - 1)]) == token:
             state[m, b, LENGTH] += 1

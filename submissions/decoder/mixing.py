@@ -31,7 +31,7 @@ MAP_LIMIT = 4095  # state maps adapt like a running average over this many bits 
 P_SHIFT = 16  # state map entries: p (32 bits) << P_SHIFT | n
 RECIPROCALS = np.array([(1 << 17) // (2 * n + 3) for n in range(MAP_LIMIT + 1)], dtype=np.int64)
 WEIGHT_SHIFT = 16  # mixer weights are fixed point: 1 << 16 == 1.0
-WEIGHT_LIMIT = (1 << 31) - 1  # int32 weights
+WEIGHT_LIMIT = (1 << 30) - 1  # int32 weights (stored as their change from start_weight)
 YOUNG_BOOST, YOUNG_USES = 3, 256  # a weight vector's first uses step further (see learn)
 MAX_USES = 1 << 30
 REFINER_KNOTS = 24
@@ -119,17 +119,26 @@ def map_learn(maps, i, bit, limit):
 # ---- mixers -------------------------------------------------------------------------------
 
 
-def new_mixer(n_sets: int, n_inputs: int, initial_weight: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, uses): a weight vector per set, all starting at initial_weight."""
-    return np.full((n_sets, n_inputs), initial_weight, dtype=np.int32), np.zeros(n_sets, dtype=np.int32)
+def new_mixer(n_sets: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, uses): a weight vector per set, each weight stored as its change from
+    start_weight, so the arrays start as zeros, which the OS maps lazily: the memory of a
+    selector's sets that never occur is never touched (mixers are the biggest state after
+    the count table)."""
+    return np.zeros((n_sets, n_inputs), dtype=np.int32), np.zeros(n_sets, dtype=np.int32)
+
+
+@kernel
+def start_weight(inputs):
+    """Every weight's first value: the mixer starts as the average of its inputs (the last is the bias)."""
+    return (1 << WEIGHT_SHIFT) // (len(inputs) - 1)
 
 
 @kernel
 def mix_dot(weights, row, inputs):
     """sum_i w[i] * x[i] in the stretch domain, clipped to the stretch range."""
-    total = I(0)
+    start, total = start_weight(inputs), I(0)
     for i in range(len(inputs)):
-        total += I(weights[row, i]) * I(inputs[i])
+        total += (I(weights[row, i]) + start) * I(inputs[i])
     return min(max(total >> WEIGHT_SHIFT, -2047), 2047)
 
 
@@ -141,9 +150,10 @@ def mix_learn(weights, uses, row, inputs, p, bit, learning_rate):
     rate = learning_rate + learning_rate * YOUNG_BOOST * YOUNG_USES // (used + YOUNG_USES)
     uses[row] = min(used + 1, MAX_USES)
     error = ((bit << PROB_BITS) - p) * rate
+    start = start_weight(inputs)
     for i in range(len(inputs)):
-        w = I(weights[row, i]) + (I(inputs[i]) * error >> WEIGHT_SHIFT)
-        weights[row, i] = min(max(w, -WEIGHT_LIMIT), WEIGHT_LIMIT)
+        w = I(weights[row, i]) + start + (I(inputs[i]) * error >> WEIGHT_SHIFT)
+        weights[row, i] = min(max(w, -WEIGHT_LIMIT), WEIGHT_LIMIT) - start
 
 
 @kernel

@@ -195,8 +195,8 @@ class ContextMixingModel:
         by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
         final_sets = [size * n_bits for _, _, size, _ in FINAL_LAYER]
-        weights, uses = new_mixer(sum(sets), n_inputs, (1 << 16) // n_inputs)  # start as an average
-        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1, (1 << 16) // len(selectors))
+        weights, uses = new_mixer(sum(sets), n_inputs)
+        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
         history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
         params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None]
         n_selectors = len(selectors)
