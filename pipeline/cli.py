@@ -80,7 +80,7 @@ def train(
     output: Path = typer.Option(..., "-o", "--output", help="run folder to create"),
     model: str = typer.Option("mix", "--model", help="'mix' (online context mixing, nothing to train), 'context' (simpler, faster) or 'neural' (transformer)"),
     vocab: int = typer.Option(512, "--vocab", help="tokenizer vocabulary size (shrunk automatically for tiny files)"),
-    streams: int = typer.Option(0, "--streams", help="independent coding streams (thousands on a GPU); 0: automatic (16 to 64 by file size; 64 with a neural net)"),
+    streams: int = typer.Option(0, "--streams", help="independent coding streams (thousands on a GPU); 0: automatic (1 for mix; 16 to 64 by file size for context; 64 with a neural net)"),
     with_neural: bool = typer.Option(False, "--with-neural", help="mix: train a transformer (the neural options below) and mix it in as one more input"),
     d_model: int = typer.Option(256, "--d-model", help="neural: width"),
     layers: int = typer.Option(4, "--layers", help="neural: transformer blocks"),

@@ -11,6 +11,7 @@ from pipeline.errors import UserError
 from submissions.decoder.context_model import ContextConfig
 from submissions.decoder.mixing import MAX_COUNT_LIMIT
 from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.model_registry import MODEL_KINDS, model_class
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ class MixingModelConfig(MixConfig):
             object.__setattr__(self, "neural", NeuralModelConfig(**self.neural))
 
 
-MODEL_CONFIGS = {"mix": MixingModelConfig, "context": ContextModelConfig, "neural": NeuralModelConfig}
+# the run's config class of every model kind (the kinds: submissions/decoder/model_registry.py):
+# the decoder's own config, or one that adds training options
+_TRAINED = {"mix": MixingModelConfig, "neural": NeuralModelConfig}
+MODEL_CONFIGS = {kind: _TRAINED.get(kind) or model_class(kind).config_class for kind in MODEL_KINDS}
 
 
 AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from for the context model

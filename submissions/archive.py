@@ -28,7 +28,7 @@ from token import EXACT_TOKEN_TYPES
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
-from submissions.decoder.model_registry import model_class
+from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
     MODEL,
@@ -68,16 +68,6 @@ ZIP_END_RECORD = 22  # bytes of the end-of-central-directory record (no comment)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same bytes
 
 
-# program kind -> the decoder modules (file stems) its archives carry beyond the common ones
-# (restore, codec, ...): a context-model archive does not pay for the neural model's code, and
-# a mixing model with a neural input carries both sets (program_kind)
-PROGRAM_MODULES = {
-    "context": ("context_model", "frequencies", "jit"),
-    "neural": ("neural_model", "int_ops", "torch_freqs", "frequencies"),
-    "mix": ("mixing_model", "mixing", "match_model", "logistic", "contexts", "binary_coder", "jit"),
-}
-PROGRAM_MODULES["mix+neural"] = PROGRAM_MODULES["mix"] + PROGRAM_MODULES["neural"]
-MODEL_MODULES = {module for modules in PROGRAM_MODULES.values() for module in modules}
 ENCODER_MODULES = {"encoding"}  # the encoder side: pack imports it, archives never need it
 
 
@@ -271,10 +261,18 @@ def runtime_of(model_config: dict) -> list[str]:
     return list(model_class(model_config["kind"]).runtime)
 
 
+def program_modules(kind: str) -> set[str]:
+    """The decoder modules (file stems) an archive of this program kind carries beyond the common
+    ones (restore, codec, ...), from the model classes: a context-model archive does not pay for
+    the neural model's code; "mix+neural" (program_kind) carries both sets."""
+    return set().union(*(model_class(part).modules for part in kind.split("+")))
+
+
 def unused_modules(kind: str) -> set[str]:
     """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
     the encoder side."""
-    return MODEL_MODULES - set(PROGRAM_MODULES[kind]) | ENCODER_MODULES
+    every_model = program_modules("+".join(MODEL_KINDS))
+    return every_model - program_modules(kind) | ENCODER_MODULES
 
 
 def program_kind(model_config: dict) -> str:

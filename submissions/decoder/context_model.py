@@ -44,7 +44,9 @@ class ContextConfig:
 
 
 class ContextModel:
-    runtime = ("numpy", "numba")
+    runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
+    modules = ("context_model", "frequencies", "jit")  # the decoder modules its archives carry beyond the common ones
+    config_class = ContextConfig
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: ContextConfig = ContextConfig()):
         if config.count_limit >= (1 << 16) - 1:

@@ -176,7 +176,9 @@ def _part_codes(rows: list) -> np.ndarray:
 
 
 class ContextMixingModel:
-    runtime = ("numpy", "numba")
+    runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
+    modules = ("mixing_model", "mixing", "match_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
 

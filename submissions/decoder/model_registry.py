@@ -1,7 +1,8 @@
-"""Model kind (as named in the archive config) -> token model instance.
+"""The model kinds: kind (as named in the archive header) -> model class, and instances.
 
-Models are imported on first use: an archive carries only the modules its kind needs
-(PROGRAM_MODULES in submissions/archive.py).
+The one list of kinds: the project derives the rest from the classes (their `runtime`,
+their `modules`, which an archive of the kind carries, and their `config_class`). Models are
+imported on first use, so an archive carries only the modules its kind needs.
 """
 
 from __future__ import annotations

@@ -178,6 +178,7 @@ class _Linear:
 
 class NeuralModel:
     runtime = ("numpy",)  # torch is optional: used when present and chosen
+    modules = ("neural_model", "int_ops", "torch_freqs", "frequencies")  # carried by its archives (and a mix with a neural input)
 
     def __init__(self, config: dict, arrays: dict, n_streams: int, prob_bits: int, backend=None):
         missing = [f for f in CONFIG_FIELDS if f not in config]
