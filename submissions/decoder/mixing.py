@@ -9,8 +9,8 @@ first decision, 2-3: its second, 4-7: its third). A context takes the bucket of 
 seen fewer bits, cleared. A cell: n0 (bits 0-11), n1 (bits 12-23), the last HISTORY bits seen
 (24-26, newest lowest); counts are halved when their sum passes the limit, so old news fades.
 
-State maps (lpaq1's StateMap): a learned probability per state, 32 bits of p and a count n
-in one int64 (p << 16 | n); p moves toward each bit by 2 / (2n + 3), n stops at a limit.
+State maps (lpaq1's StateMap): a learned probability per state, 22 bits of p and a count n
+in one uint32 (p << 10 | n); p moves toward each bit by 2 / (2n + 3), n stops at a limit.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ MAX_COUNT_LIMIT = CELL_MASK
 COUNT_CLASSES = 18  # quantized levels of n0 and of n1
 HISTORY = 3  # the last bits a cell remembers (1 bit: +0.17% on enwik6)
 CELL_STATES = (1 << HISTORY) * COUNT_CLASSES * COUNT_CLASSES  # (last bits, n0 class, n1 class)
-MAP_LIMIT = 4095  # state maps adapt like a running average over this many bits at most
-P_SHIFT = 16  # state map entries: p (32 bits) << P_SHIFT | n
+MAP_LIMIT = 1023  # state maps adapt like a running average over this many bits at most
+P_BITS, N_BITS = 22, 10  # a state map entry (uint32): p (22 bits) << N_BITS | n
 RECIPROCALS = np.array([(1 << 17) // (2 * n + 3) for n in range(MAP_LIMIT + 1)], dtype=np.int64)
 WEIGHT_SHIFT = 16  # mixer weights are fixed point: 1 << 16 == 1.0
 WEIGHT_LIMIT = (1 << 30) - 1  # int32 weights (stored as their change from start_weight)
@@ -101,21 +101,21 @@ def count_bit(buckets, at, bit, limit):
 
 
 def new_state_maps(size: int) -> np.ndarray:
-    return np.full(size, (1 << 31) << P_SHIFT, dtype=np.int64)  # p = 1/2, nothing seen
+    return np.full(size, (1 << (P_BITS - 1)) << N_BITS, dtype=np.uint32)  # p = 1/2, nothing seen
 
 
 @kernel
 def map_p(maps, i):
     """12-bit P(1) in [0, 4095]."""
-    return I(maps[i]) >> (P_SHIFT + 32 - PROB_BITS)
+    return I(maps[i]) >> (N_BITS + P_BITS - PROB_BITS)
 
 
 @kernel
 def map_learn(maps, i, bit, limit):
     entry = I(maps[i])
-    n, p = entry & ((1 << P_SHIFT) - 1), entry >> P_SHIFT
-    p += ((bit << 32) - p) * RECIPROCALS[n] >> 16
-    maps[i] = p << P_SHIFT | min(n + 1, limit)
+    n, p = entry & ((1 << N_BITS) - 1), entry >> N_BITS
+    p += ((bit << P_BITS) - p) * RECIPROCALS[n] >> 16
+    maps[i] = p << N_BITS | min(n + 1, limit)
 
 
 # ---- mixers -------------------------------------------------------------------------------
@@ -174,8 +174,8 @@ def stretch_of(p):
 def new_refiner(contexts: int) -> np.ndarray:
     """REFINER_KNOTS state maps per context, knot j at stretch -2048 + 4096 j / (KNOTS - 1)."""
     centers = np.arange(REFINER_KNOTS) * 4096 // (REFINER_KNOTS - 1) - 2048
-    p = np.clip(squash(centers), 1, (1 << PROB_BITS) - 1).astype(np.int64) << (32 - PROB_BITS)
-    return np.tile(p << P_SHIFT | REFINER_PRIOR, contexts)
+    p = np.clip(squash(centers), 1, (1 << PROB_BITS) - 1).astype(np.int64) << (P_BITS - PROB_BITS)
+    return np.tile((p << N_BITS | REFINER_PRIOR).astype(np.uint32), contexts)
 
 
 @kernel
