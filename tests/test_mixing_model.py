@@ -2,6 +2,7 @@
 learners alone, and real learning."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from submissions.decoder.contexts import (
     ABOVE,
     AFTER_ABOVE,
     COLUMN,
+    FINAL_LAYER,
     FOLDED_WORD,
     LINE_HEAD,
     MARK,
@@ -26,6 +28,7 @@ from submissions.decoder.contexts import (
     SCOPE,
     WORD,
     context_table,
+    selector_table,
 )
 from submissions.decoder.logistic import SQUASH_TABLE, STRETCH_TABLE, squash
 from submissions.decoder.match_model import CLASS, LENGTH, PREDICTED
@@ -298,6 +301,16 @@ def test_repeats_cost_little(text_sample):
     once = np.frombuffer(text_sample[:600], dtype=np.uint8).astype(np.int64)
     thrice = np.concatenate([once] * 3)
     assert len(round_trip(thrice, 256, 1, **SMALL)) < 1.25 * len(round_trip(once, 256, 1, **SMALL))
+
+
+def test_the_context_and_selector_tables_are_pinned():
+    """Names, salts and parts of every context and the mixer selectors are archive format:
+    a change here must come with a new format version (and this pin)."""
+    rows = context_table(MixConfig(), 1, 3)
+    assert len({salt for _, salt, _ in rows}) == len(rows) == 36  # one salt per context
+    assert len(context_table(MixConfig(), 2, 3)) == 40  # + the 4 local contexts with several streams
+    table = json.dumps([rows, selector_table(MixConfig()), list(FINAL_LAYER)])
+    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "473650d853e78dec"
 
 
 def test_payload_is_pinned():
