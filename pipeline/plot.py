@@ -35,11 +35,15 @@ def plot_board(board: Board, path: Path) -> Path:
     names = [r.name for r in ranked][::-1]
     values = [r.bits_per_byte or 0.0 for r in ranked][::-1]
     kinds = [r.kind for r in ranked][::-1]
-    bars = left.barh(names, values, color=[COLORS[k] for k in kinds])
+    # bars at numeric positions, names as tick labels: categorical names would put two rows of
+    # one name on one bar and shift every value label after it
+    ys = list(range(len(names)))
+    bars = left.barh(ys, values, color=[COLORS[k] for k in kinds])
+    left.set_yticks(ys, names)
     for bar, kind in zip(bars, kinds):
         if kind == "published":
             bar.set_hatch("//")
-    for y, value in enumerate(values):
+    for y, value in zip(ys, values):
         left.text(value, y, f" {value:.3f}", va="center", fontsize=8)
     left.set_xlabel("bits per byte (lower is better; everything needed to restore the file)")
     left.set_xlim(0, max(values, default=1.0) * 1.15)

@@ -245,7 +245,7 @@ def test_submit_writes_a_record_the_board_shows_as_recorded(tmp_path):
         "md5": hashlib.md5(TEXT).hexdigest(), "sha256": hashlib.sha256(TEXT).hexdigest(),
     }
     assert record["archive"]["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert record["timings"] == {"train_seconds": 2.5, "pack_seconds": 4.0, "decode_seconds": 1.5}
+    assert record["timings"] == {"train_seconds": 2.5, "pack_seconds": 4.0, "decode_seconds": 1.5, "decode_jit_compile_seconds": None}
     assert record["verification"]["passed"] is True and record["verification"]["network_cut"] is True
     assert record_name(record) == "data.txt-context-o2-v512-2026-11-20.json"
 
