@@ -19,12 +19,23 @@ MAX_OURS_BARS = 6  # the smallest archives; more would not be readable
 
 def plot_board(board: Board, path: Path) -> Path:
     """Write the two-panel PNG atomically; return its path."""
+    import matplotlib.pyplot as plt
+
+    fig = board_figure(board)
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def board_figure(board: Board):
+    """The two panels as a matplotlib figure: bits per byte per compressor; our archives by part."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     ranked = [r for r in board.rows if r.on_board]
     ours = [r for r in ranked if r.kind == "ours"][:MAX_OURS_BARS]
@@ -52,31 +63,31 @@ def plot_board(board: Board, path: Path) -> Path:
     left.legend(handles=[Patch(color=COLORS[k], label=KIND_LABELS[k]) for k in present], loc="upper right", fontsize=8)
     left.tick_params(axis="y", labelsize=8)
 
-    # right: our archives, stacked by part (the payload dwarfs the rest, so the legend carries the sizes)
+    # right: our archives, stacked by part, as horizontal bars (room for their names and totals;
+    # numeric positions, so two archives of one name keep two bars)
     if ours:
-        labels = [r.name.replace(" (", "\n(") for r in ours]
-        bottoms = [0] * len(ours)
+        ys = list(range(len(ours)))[::-1]  # the smallest at the top, as on the left
+        lefts = [0] * len(ours)
         for part in PART_LABELS:
             sizes = [(r.parts or {}).get(part, 0) for r in ours]
             if not any(sizes):
                 continue
             label = PART_LABELS[part] + (f" {sizes[0]:,}" if len(ours) == 1 else "")
-            right.bar(labels, sizes, bottom=bottoms, width=0.5, color=PART_COLORS[part], label=label)
-            bottoms = [b + s for b, s in zip(bottoms, sizes)]
-        for x, row in enumerate(ours):
-            right.text(x, row.total_bytes, f"{row.total_bytes:,} bytes", ha="center", va="bottom", fontsize=8)
-        right.set_ylabel("bytes")
-        right.set_ylim(0, max(bottoms) * 1.12)
-        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            right.barh(ys, sizes, left=lefts, height=0.6, color=PART_COLORS[part], label=label)
+            lefts = [left_edge + size for left_edge, size in zip(lefts, sizes)]
+        for y, row in zip(ys, ours):
+            right.text(row.total_bytes, y, f" {row.total_bytes:,}", va="center", fontsize=8)
+        right.set_yticks(ys, [r.name.replace(" (", "\n(") for r in ours])
+        right.set_xlabel("bytes (thousands)")
+        right.set_xlim(0, max(lefts) * 1.25)
+        right.xaxis.set_major_locator(MaxNLocator(4))
+        right.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
         right.set_title("our archives, by part")
-        right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        right.tick_params(axis="x", labelsize=7)
+        right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(PART_LABELS))
+        right.tick_params(axis="y", labelsize=7)
     else:
         right.text(0.5, 0.5, "no verified archive of ours\nfor this file", ha="center", va="center", transform=right.transAxes)
         right.set_axis_off()
 
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return fig

@@ -3,6 +3,7 @@ missing tools, md5-gated published rows, committed records, and the memory numbe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from pipeline.baselines import BASELINES, EXTERNAL, measure_all
 from pipeline.cli import app
 from pipeline.errors import UserError
 from pipeline.memory import PROCESS_RSS, RSS_GROWTH, peak_memory, run_program
-from pipeline.plot import plot_board
+from pipeline.plot import board_figure, plot_board
 from pipeline.scoreboard import build_board, markdown
 from pipeline.verified import file_digests, make_record, our_rows, record_name
 
@@ -106,6 +107,30 @@ def test_board_on_a_small_file_with_two_baselines_and_one_archive(tmp_path):
     png = plot_board(board, tmp_path / "out" / "board.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert not [p for p in png.parent.iterdir() if p.name.startswith(".")]  # written atomically
+
+
+def test_every_value_in_the_plot_sits_beside_its_own_bar(tmp_path):
+    """Read the figure back: at every bar's height there is one label, stating that bar's own
+    length (bits per byte on the left, total bytes on the right, where bars stack the parts),
+    and two of our archives with one name keep two bars."""
+    import matplotlib.pyplot as plt
+
+    data, archive, report = make_verified(tmp_path)
+    board = build_board(data, reports=[report], records_dir=tmp_path / "none", baselines=["zlib-9", "bz2-9"])
+    ours = next(r for r in board.rows if r.kind == "ours")
+    board.rows.append(dataclasses.replace(ours, total_bytes=2500, parts=dict(PARTS, payload=PARTS["payload"] + 500)))  # same name
+    board.rows.sort(key=lambda r: r.total_bytes)
+    fig = board_figure(board)
+    for axis, label_of, n_bars in ((fig.axes[0], lambda end: f"{end:.3f}", 4), (fig.axes[1], lambda end: f"{round(end):,}", 2)):
+        ends: dict[float, float] = {}  # bar height -> where its (stacked) bar ends
+        for patch in axis.patches:
+            y = round(patch.get_y() + patch.get_height() / 2, 6)
+            ends[y] = max(ends.get(y, 0.0), patch.get_x() + patch.get_width())
+        labels = {round(text.get_position()[1], 6): text.get_text().strip() for text in axis.texts}
+        assert len(ends) == n_bars and sorted(labels) == sorted(ends)
+        assert all(labels[y] == label_of(end) for y, end in ends.items()), (labels, ends)
+        assert sorted(round(t, 6) for t in axis.get_yticks()) == sorted(ends)
+    plt.close(fig)
 
 
 def test_scoreboard_cli_writes_table_markdown_and_plot(tmp_path):
