@@ -1,7 +1,7 @@
 """The self-contained decoder that every archive carries.
 
-Stdlib + numpy (+ torch for neural models) only, and no imports from the rest of
-the project: this package is copied into each archive, and `pipeline pack`
+Stdlib + numpy (+ numba for the models with compiled kernels, + torch for neural models when
+present) only, and no imports from the rest of the project: this package is copied into each archive, and `pipeline pack`
 imports the same modules to encode, so encoder and decoder cannot drift apart.
 """
 
