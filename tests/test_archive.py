@@ -86,7 +86,7 @@ def test_archive_restores_itself_byte_exact(packed, tmp_path):
 
 def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     """The mixing model, one stream: its kernels compile in the archive's own process."""
-    source, archive = make_archive(tmp_path, text_sample[:20_000], config=PipelineConfig())
+    source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
     assert inspect(archive).header["coding"]["shards"][0]["streams"] == 1
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
