@@ -4,7 +4,7 @@ Each token is coded as n_bits binary decisions, most significant first; the deci
 so far form a node of the binary tree over token ids. Per decision, for one stream, top to
 bottom (lpaq1's shape): every context (contexts.py) gives the counts of its cell for this
 node, a state map turns them into a probability, match models add their confidence, logistic
-mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, three
+mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, four
 refiners adjust the result; the coder codes the bit; everything learns it. Encoder and decoder
 start empty and apply the same updates, so the archive stores nothing but the config.
 
@@ -50,11 +50,10 @@ from .logistic import PROB_BITS, PROB_ONE
 from .match_model import CLASSES as MATCH_CLASSES
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
 from .mixing import (
-    U,
-    BUCKET_WORDS,
     CELL_STATES,
     GROUP_BITS,
     MAP_LIMIT,
+    U,
     claim_bucket,
     cell_state,
     count_bit,
@@ -267,10 +266,11 @@ class ContextMixingModel:
             for i in range(window.shape[1]):  # the neural model steps for all streams at once
                 k = int(np.count_nonzero(lengths > t0 + i))
                 cumulative = self._cumulative(np.asarray(self.neural.step(self._prev))[:k])
-                column = window[:, i : i + 1]
+                column = np.ascontiguousarray(window[:, i : i + 1])  # the kernel's one array type: compiled once
                 timed_first_call(code_steps, self.state, coder.arrays, column, lengths, t0 + i, cumulative)
                 if coder.arrays.vars[FAILED]:
                     return
+                window[:, i] = column[:, 0]
                 self._prev[:] = -1
                 self._prev[:k] = column[:k, 0]
 
