@@ -47,7 +47,9 @@ from .contexts import (  # facts set per token
 )  # fmt: skip
 from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
+from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import CLASSES as MATCH_CLASSES
+from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
 from .mixing import (
     CELL_STATES,
@@ -348,8 +350,8 @@ def token_facts(s, b, position):
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
         match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
-        length_class = s.match_state[m, b, 3]
-        f[MATCHES + m] = U(s.match_state[m, b, 2] << 8 | length_class) if length_class else U(0)
+        length_class = s.match_state[m, b, MATCH_CLASS_COLUMN]
+        f[MATCHES + m] = U(s.match_state[m, b, PREDICTED] << 8 | length_class) if length_class else U(0)
     for c in range(s.params[N_CONTEXTS]):
         h = s.salts[c]
         for part in s.parts[c]:
