@@ -323,7 +323,7 @@ def archive_decoder(path: Path) -> dict[str, str]:
 
 
 def make_header(config: dict, model: dict, original: dict, coding: dict, runtime: list[str], packed_with: dict) -> dict:
-    """The header of format 4, stating each fact once: `model`, `coding` (prob_bits, block_steps,
+    """The header (its layout since format 4), stating each fact once: `model`, `coding` (prob_bits, block_steps,
     shards) and `original` are what the decoder reads; `training` keeps what else the run's
     config (a PipelineConfig dict) said, i.e. how the archive was made: the requested tokenizer,
     the training options of the model, the requested stream count. run_config reassembles it."""
@@ -354,7 +354,7 @@ def _merged(known: dict, extra: dict) -> dict:
 
 
 def run_config(header: dict) -> dict:
-    """The run's config (a PipelineConfig dict) of a format 4 header: what the decoder reads plus
+    """The run's config (a PipelineConfig dict) of a header (format 4 on): what the decoder reads plus
     the training facts (for a neural model the decoder's model config also holds the integer
     model's own fields)."""
     training, coding = header.get("training", {}), header["coding"]

@@ -39,8 +39,8 @@ out["context tables"] = digest([context.counts0, context.counts, context.totals,
 floats = []
 if jit.numba is not None and not jit.numba.config.DISABLE_JIT:
     import numba
-    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model
-    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model):
+    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model, run_model
+    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model, run_model):
         for name, kernel in vars(module).items():
             for result in getattr(kernel, "overloads", {}).values():
                 typemap = result.type_annotation.typemap

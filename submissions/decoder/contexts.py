@@ -34,7 +34,9 @@ NESTING = 16  # [ { < still open, capped at 3, 3, 1: 16 [ + 2 { + <, below 64
 STREAM = 17  # the stream's index + 1
 MATCH_CLASS = 18  # per decision: the first match model's length class while its prediction lives
 SEEN_CLASS = 19  # per decision: which of the first four contexts after order 0 were seen, and an eighth of the rest
-MATCHES = 20  # MATCHES + m: match model m's (predicted token << 8 | length class)
+FOLLOWED = 20  # the last two tokens that followed the last token, the last times it occurred (indirect)
+FOLLOWED_TWO = 21  # the same after the last two tokens
+MATCHES = 22  # MATCHES + m: match model m's (predicted token << 8 | length class)
 TOKEN_PARTS = 64  # part codes below this are facts; token(j) = TOKEN_PARTS + j
 TEXT_PARTS = 128  # text(skip, n) = TEXT_PARTS + 16 * skip + n
 
@@ -77,6 +79,10 @@ MARK_CONTEXTS = (  # inside [[...]], {{...}}, <...>, a table cell or after '=' d
     ("nesting, last byte", 900, (NESTING, LAST_BYTE)),
     ("mark, last byte, word before the mark", 800, (MARK, LAST_BYTE, MARK_WORD)),
 )
+INDIRECT_CONTEXTS = (  # what followed this context before, as a context: repeats at a distance
+    ("last token, what followed it", 1100, (LAST_TOKEN, FOLLOWED)),
+    ("last two tokens, what followed them", 1101, (token(0), token(1), FOLLOWED_TWO)),
+)
 LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
     ("stream", 983, (STREAM,)),
     ("stream, last token", 980, (STREAM, token(0))),
@@ -94,7 +100,7 @@ def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int
         rows.append((f"tokens {offsets}", 1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
     for skip, n in config.byte_contexts:
         rows.append((f"text {skip},{n}", 2000 + 16 * skip + n, (text(skip, n),)))
-    groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
+    groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.indirect, INDIRECT_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
     for enabled, group in groups:
         rows += list(group) if enabled else []
     rows += [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]

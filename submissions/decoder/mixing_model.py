@@ -3,7 +3,8 @@
 Each token is coded as n_bits binary decisions, most significant first; the decisions made
 so far form a node of the binary tree over token ids. Per decision, for one stream, top to
 bottom (lpaq1's shape): every context (contexts.py) gives the counts of its cell for this
-node, a state map turns them into a probability, match models add their confidence, logistic
+node, which a state map turns into a probability, and its run (run_model.py: the token it saw
+last, how many times in a row); match models add their confidence, logistic
 mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, four
 refiners adjust the result; the coder codes the bit; everything learns it. Encoder and decoder
 start empty and apply the same updates, so the archive stores nothing but the config.
@@ -11,7 +12,8 @@ start empty and apply the same updates, so the archive stores nothing but the co
 Contexts are hashed once per token, then once per group of GROUP_BITS decisions into a
 bucket that holds the cells of the group's decisions (mixing.py), so a decision touches
 memory that is already in cache. After the token, the model records it: token history,
-the last bytes of text, words, line and markup state, match models. Streams are coded one
+the last bytes of text, words, line and markup state, runs, what followed the last tokens
+(indirect contexts), match models. Streams are coded one
 after another in each step (stream 0's token, then stream 1's, ...), the same way by the
 encoder and the decoder, so their updates need not commute.
 
@@ -42,7 +44,7 @@ from .contexts import (
     selector_table,
 )
 from .contexts import (  # facts set per token
-    ABOVE, AFTER_ABOVE, COLUMN, FOLDED_WORD, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
+    ABOVE, AFTER_ABOVE, COLUMN, FOLDED_WORD, FOLLOWED, FOLLOWED_TWO, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
     MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, STREAM, WORD, WORD_BEFORE, ZERO,
 )  # fmt: skip
 from .jit import I, entry, kernel, timed_first_call
@@ -51,6 +53,7 @@ from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import CLASSES as MATCH_CLASSES
 from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
+from .run_model import new_run_state, run_find, run_input, run_learn, run_record
 from .mixing import (
     CELL_STATES,
     GROUP_BITS,
@@ -75,9 +78,11 @@ from .rans import CODER_PROB_BITS, DECODING, FAILED
 HASH_MULTIPLIER = U(0x9E3779B97F4A7C15)
 NODE_MULTIPLIER = U(0xD6E8FEB86659FD93)
 BIAS = 256  # the constant input of every mixer
+FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first layer: -0.14% on enwik6
 UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
 TEXT_RING_BITS = 16  # bytes of text kept per stream, for the byte above
 TOKEN_RING_BITS = 24  # tokens kept for the match models (zeroed lazily: a short input touches few pages)
+FOLLOWED_BITS = 22  # the table of what followed two tokens: 2**22 entries (32 MiB)
 TOKEN_REFINER_CONTEXTS = 1 << 16  # the second and third refiners' contexts: (last token, node), (last two tokens, node), hashed
 NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
 
@@ -107,6 +112,7 @@ class MixConfig:
     word: bool = True  # contexts of the current word, with the word before it, with the last token
     lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
+    indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
@@ -126,7 +132,8 @@ MixState = namedtuple(
     "MixState",
     "params parts salts buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact"
     " final_offset refiner match_refiner match_table match_state match_hash match_maps match_lengths match_local"
-    " history text lines text_ring token_ring token_info token_hash token_bytes"
+    " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
+    " run_table run_maps run_found run_alive"
     " facts context_hash bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive refine_at",
 )
 
@@ -178,7 +185,7 @@ def _part_codes(rows: list) -> np.ndarray:
 
 class ContextMixingModel:
     runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
-    modules = ("mixing_model", "mixing", "match_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    modules = ("mixing_model", "mixing", "match_model", "run_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
@@ -193,7 +200,7 @@ class ContextMixingModel:
         lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
         self.contexts = context_table(config, n_streams, len(lengths))
         selectors = selector_table(config)
-        n_inputs = 2 * len(self.contexts) + len(lengths) + (neural is not None) + 1  # per context 2, + bias
+        n_inputs = 3 * len(self.contexts) + len(lengths) + (neural is not None) + 1  # per context 3, + bias
         sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
         by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
@@ -229,6 +236,9 @@ class ContextMixingModel:
             text_ring=np.zeros((n_streams, 1 << TEXT_RING_BITS), dtype=np.uint8),
             token_ring=np.zeros(1 << TOKEN_RING_BITS, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32),
             **_text_tables(token_bytes),
+            **new_run_state(len(self.contexts), n_bits),
+            followed=np.zeros(vocab_size + 1, dtype=np.uint64),  # by last token + 1: (older follower + 1) << 16 | newer + 1
+            followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint64),  # the same by a hash of the last two
             facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
             context_hash=np.zeros(len(self.contexts), dtype=np.uint64),
             bucket_at=np.zeros(len(self.contexts), dtype=np.int64),
@@ -347,6 +357,8 @@ def token_facts(s, b, position):
     f[LINE_HEAD] = U(I(ring[b, line_start & ring_mask]) + 1) if 0 < column <= ring_mask else U(0)
     f[NESTING] = U(lines[b, NEST] * 16 + lines[b, NEST + 1] * 2 + lines[b, NEST + 2])
     f[STREAM] = U(b + 1)
+    f[FOLLOWED] = s.followed[s.history[b, 0]]
+    f[FOLLOWED_TWO] = s.followed_two[two_tokens_slot(s, b)]
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
         match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
@@ -359,6 +371,7 @@ def token_facts(s, b, position):
                 break
             h = (h + part_value(s, b, part)) * HASH_MULTIPLIER
         s.context_hash[c] = h
+        run_find(s.run_table, s.run_found, c, h)
 
 
 @kernel
@@ -400,7 +413,9 @@ def predict_bit(s, b, depth, node, neural):
         else:
             s.state_at[c] = -1
             inputs[c], inputs[n_contexts + c] = 0, UNSEEN
-    n = 2 * n_contexts
+    for c in range(n_contexts):
+        inputs[2 * n_contexts + c] = run_input(s.run_maps, s.run_found, s.run_alive, c, node, depth, n_bits)
+    n = 3 * n_contexts
     for m in range(s.params[N_MATCHES]):
         inputs[n], s.match_alive[m, 0], s.match_alive[m, 1] = match_input(s.match_state, s.match_maps, m, b, node, depth, n_bits)
         n += 1
@@ -456,13 +471,15 @@ def learn_bit(s, depth, node, bit):
         if s.state_at[c] >= 0:
             map_learn(s.maps, s.state_at[c], bit, MAP_LIMIT)
         count_bit(s.buckets, s.bucket_at[c] + cell, bit, limit)
+        run_learn(s.run_maps, s.run_alive, c, bit)
     for m in range(s.params[N_MATCHES]):
         match_learn(s.match_maps, m, s.match_alive[m, 0], depth, n_bits, bit, s.match_alive[m, 1])
     rate = s.params[RATE]
+    final_rate = rate // FINAL_RATE_DIVISOR
     for i in range(len(s.sets)):
         mix_learn(s.weights, s.uses, s.sets[i], s.inputs, s.mixed[i], bit, rate)
     for j in range(len(s.final_sets)):
-        mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, rate)
+        mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
     map_learn(s.refiner, s.refine_at[NODE_KNOT], bit, MAP_LIMIT)
     map_learn(s.refiner, s.refine_at[TOKEN_KNOT], bit, MAP_LIMIT)
     map_learn(s.refiner, s.refine_at[TOKENS_KNOT], bit, MAP_LIMIT)
@@ -474,12 +491,26 @@ def record_token(s, b, position, token):
     """After stream b's token at `position`: the token ring, the match models, the history,
     the text state."""
     s.token_ring[position & (len(s.token_ring) - 1)] = token
+    for c in range(s.params[N_CONTEXTS]):
+        run_record(s.run_table, s.run_found, c, s.context_hash[c], token)
+    follower = U(token + 1)
+    last = s.history[b, 0]
+    s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
+    at = two_tokens_slot(s, b)
+    s.followed_two[at] = (s.followed_two[at] << U(16) | follower) & U(0xFFFFFFFF)
     for m in range(s.params[N_MATCHES]):
         match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
     for j in range(s.history.shape[1] - 1, 0, -1):
         s.history[b, j] = s.history[b, j - 1]
     s.history[b, 0] = token + 1
     record_text(s, b, token)
+
+
+@kernel
+def two_tokens_slot(s, b):
+    """The slot of stream b's last two tokens in the table of what followed them."""
+    h = ((U(s.history[b, 1]) << U(32) | U(s.history[b, 0])) + U(1)) * HASH_MULTIPLIER
+    return I(h >> U(64 - FOLLOWED_BITS))
 
 
 @kernel

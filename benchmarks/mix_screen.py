@@ -1,0 +1,44 @@
+"""Screen mixing-model changes: the exact payload size of a run's tokens under the mixing
+model, with config fields overridden, one line per config.
+
+    python benchmarks/mix_screen.py runs/e6 '{}' '{"learning_rate": 14}' --tokens 300000
+
+Each config is coded in the same process (the kernels compile once), whole file, one stream,
+one coder block, as `pipeline pack` codes it by default. Sizes are exact; the seconds compare
+only within one run of the script (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from submissions.decoder import encoding
+from submissions.decoder.model_registry import build_model
+from tokenizer import load_tokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a run folder of `pipeline train` (tokenizer.model, tokens.npy)")
+    parser.add_argument("configs", nargs="*", default=["{}"], help="JSON objects of MixConfig fields to override")
+    parser.add_argument("--tokens", type=int, default=None, help="code only the first N tokens")
+    parser.add_argument("--streams", type=int, default=1)
+    args = parser.parse_args()
+    table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
+    tokens = np.load(args.run / "tokens.npy")[: args.tokens]
+    print(f"| config | payload (B) | bits/token | seconds |\n|---|---:|---:|---:|  ({len(tokens):,} tokens)")
+    for text in args.configs:
+        model = build_model(dict({"kind": "mix"}, **json.loads(text)), len(table), args.streams, 28, b"", token_bytes=table)
+        started = time.perf_counter()
+        payload, _ = encoding.encode_with_cost(model, tokens, args.streams, 28)
+        seconds = time.perf_counter() - started
+        print(f"| {text} | {len(payload):,} | {8 * len(payload) / len(tokens):.4f} | {seconds:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Runs: per context, the last token seen in it and how many times in a row (paq8's run map).
+
+A context's counts say how its bits went on average; its run says what came last, and how
+surely: after a context was followed by the same token n times in a row, the next token is
+that one with a probability the model learns per (context, n, depth). While the node being
+coded is on that token's path, the run gives the mixer its confidence toward the token's next
+bit (0 elsewhere): -0.24% on enwik6.
+
+One table of uint64 entries shared by all contexts, indexed by the top bits of the context's
+hash: a 24-bit check of the hash (bits 40-63), the run length (32-39, at most 255) and the
+token + 1 (0-31).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import I, kernel
+from .mixing import MAP_LIMIT, U, map_learn, map_p, new_state_maps, stretch_of
+
+TABLE_BITS = 22  # entries in the run table (32 MiB); 2**24: -0.02%
+CLASSES = 16  # run lengths told apart by the confidence maps (longer ones share the last)
+NONE = -1
+
+
+def new_run_state(n_contexts: int, n_bits: int) -> dict:
+    return {
+        "run_table": np.zeros(1 << TABLE_BITS, dtype=np.uint64),
+        "run_maps": new_state_maps(n_contexts * CLASSES * n_bits),  # P(the run's bit) by (context, length, depth)
+        "run_found": np.zeros((n_contexts, 3), dtype=np.int64),  # per context: (slot, token or NONE, length)
+        "run_alive": np.zeros((n_contexts, 2), dtype=np.int64),  # per context: (map index or NONE, expected bit)
+    }
+
+
+@kernel
+def check_of(h):
+    return I(h >> U(8) & U(0xFFFFFF))
+
+
+@kernel
+def run_find(table, found, c, h):
+    """Before a token: context c (hash h) looks up its run."""
+    slot = I(h >> U(64 - TABLE_BITS))
+    entry = table[slot]
+    found[c, 0] = slot
+    if I(entry >> U(40)) == check_of(h):
+        found[c, 1], found[c, 2] = I(entry & U(0xFFFFFFFF)) - 1, I(entry >> U(32) & U(0xFF))
+    else:
+        found[c, 1], found[c, 2] = NONE, 0
+
+
+@kernel
+def run_input(maps, found, alive, c, node, depth, n_bits):
+    """Context c's input at this node: its stretched confidence toward its run token's next bit
+    while the node is on that token's path, else 0."""
+    token, below = found[c, 1], n_bits - depth - 1
+    if token == NONE or (token | (1 << n_bits)) >> (below + 1) != node:
+        alive[c, 0] = NONE
+        return 0
+    expected = token >> below & 1
+    at = (c * CLASSES + min(found[c, 2], CLASSES - 1)) * n_bits + depth
+    alive[c, 0], alive[c, 1] = at, expected
+    confidence = stretch_of(map_p(maps, at))
+    return confidence if expected else -confidence
+
+
+@kernel
+def run_learn(maps, alive, c, bit):
+    if alive[c, 0] != NONE:
+        map_learn(maps, alive[c, 0], I(bit == alive[c, 1]), MAP_LIMIT)
+
+
+@kernel
+def run_record(table, found, c, h, token):
+    """After the token: context c's run grows if it was this token, else restarts with it."""
+    length = found[c, 2] + 1 if found[c, 1] == token else 1
+    table[found[c, 0]] = U(check_of(h)) << U(40) | U(min(length, 255)) << U(32) | U(token + 1)
