@@ -28,6 +28,7 @@ from token import EXACT_TOKEN_TYPES
 from pipeline.errors import UserError
 from pipeline.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
+from submissions.rename_locals import keyword_names, rename_locals
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
@@ -284,15 +285,17 @@ def program_kind(model_config: dict) -> str:
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:
-    """Module name (`decoder`, `decoder.restore`, ...) -> minified source, for this model kind."""
-    modules = {}
+    """Module name (`decoder`, `decoder.restore`, ...) -> minified source, for this model kind:
+    comments, docstrings and annotations stripped, local names shortened, whitespace minimal."""
+    stripped = {}
     skip = unused_modules(model_kind)
     for path in sorted(DECODER_DIR.glob("*.py")):
         if path.stem in skip:
             continue
         name = PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}"
-        modules[name] = minify_source(strip_source(path.read_text("utf-8")))
-    return modules
+        stripped[name] = strip_source(path.read_text("utf-8"))
+    keep = keyword_names(list(stripped.values()))  # parameters some call names stay named
+    return {name: minify_source(rename_locals(source, keep)) for name, source in stripped.items()}
 
 
 def pack_modules(modules: dict[str, str]) -> bytes:

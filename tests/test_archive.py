@@ -45,6 +45,7 @@ from submissions.archive import (
     unpack_modules,
 )
 from submissions.decoder import restore
+from submissions.rename_locals import keyword_names, rename_locals
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
 from verify.report import jit_compile_seconds
 
@@ -155,13 +156,17 @@ def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
 @pytest.mark.parametrize("kind", ["context", "mix", "neural"])
 def test_decoder_program_is_the_repo_code_minified(kind):
     """Every module an archive carries is its repo source with only comments, docstrings, argument and
-    return annotations and whitespace gone."""
-    for name, text in decoder_modules(kind).items():
-        path = DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")
-        assert _same_program(text, path.read_text("utf-8")), name
-        assert text == minify_source(strip_source(path.read_text("utf-8"))), name
-        assert text != strip_source(path.read_text("utf-8")), name  # the minifier did not fall back
+    return annotations and whitespace gone, and local names shortened."""
+    modules = decoder_modules(kind)
+    sources = {name: strip_source((DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")).read_text("utf-8")) for name in modules}
+    keep = keyword_names(list(sources.values()))
+    for name, text in modules.items():
+        assert text == minify_source(rename_locals(sources[name], keep)), name
+        assert _same_program(minify_source(sources[name]), sources[name]), name
+        assert text != sources[name], name  # the minifier did not fall back
         assert "->" not in text, name  # the annotation stripping did not fall back
+    renamed = [name for name in modules if minify_source(sources[name]) != modules[name]]
+    assert len(renamed) >= len(modules) - 2, renamed  # the renaming did not fall back (__init__ has no functions)
 
 
 def _defined_and_named(source: str) -> tuple[set, set]:
