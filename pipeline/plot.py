@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.fileio import atomic_path
+from submissions.fileio import atomic_path
 from pipeline.scoreboard import PART_LABELS, Board
 
 COLORS = {"ours": "#d95f02", "module": "#1f78b4", "program": "#33a02c", "published": "#999999"}

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pipeline import published
 from pipeline.baselines import BASELINES, EXTERNAL, measure_all
 from pipeline.cli import app
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.memory import PROCESS_RSS, RSS_GROWTH, peak_memory, run_program
 from pipeline.plot import board_figure, plot_board
 from pipeline.scoreboard import build_board, markdown
@@ -351,3 +351,4 @@ def test_help_is_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
