@@ -15,25 +15,16 @@ from typer.testing import CliRunner
 
 from damaged import CASE_NAMES, damaged_archives
 from pipeline.cli import app as pipeline_app
-from pipeline.config import CoderConfig, ContextModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.pack import pack
-from pipeline.train import train
+from small_run import small_archive
 from submissions.archive import BOOTSTRAP, inspect
 from submissions.errors import UserError
 from verify.cli import app as verify_app
 
-# the context model: its kernels compile in a second in each restoring process
-SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=ContextModelConfig(), coder=CoderConfig(n_streams=2))
-
 
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory, text_sample):
-    tmp = tmp_path_factory.mktemp("valid")
-    data = tmp / "x.bin"
-    data.write_bytes(text_sample[:3000])
-    train(data, tmp / "run", SMALL, progress=False)
-    pack(tmp / "run", tmp / "x.arc", progress=False)
-    return data, damaged_archives((tmp / "x.arc").read_bytes())
+    data, _, archive = small_archive(tmp_path_factory.mktemp("valid"), text_sample[:3000])
+    return data, damaged_archives(archive.read_bytes())
 
 
 def reaches_bootstrap(archive: Path) -> bool:

@@ -11,25 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import CoderConfig, ContextModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.pack import pack
 from pipeline.train import train
 from pipeline.unpack import unpack
+from small_run import SMALL, small_archive
 from submissions.errors import UserError
 from submissions.fileio import atomic_write_bytes, claim_output, output_lock, remove_leftovers
-
-SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=ContextModelConfig(), coder=CoderConfig(n_streams=2))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, text_sample):
     """(data file, run folder, archive) of a small run."""
-    tmp = tmp_path_factory.mktemp("outputs")
-    data = tmp / "data.txt"
-    data.write_bytes(text_sample[:3000])
-    train(data, tmp / "run", SMALL, progress=False)
-    pack(tmp / "run", tmp / "x.arc", progress=False)
-    return data, tmp / "run", tmp / "x.arc"
+    return small_archive(tmp_path_factory.mktemp("outputs"), text_sample[:3000])
 
 
 def snapshot(*paths: Path) -> dict:
@@ -126,7 +119,7 @@ def test_no_clobber_write_refuses_a_file_that_appeared_meanwhile(tmp_path):
     assert out.read_bytes() == b"someone else's"
 
 
-@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_outputs_honour_the_umask(run, tmp_path, umask, mode):
     data, _, archive = run
     old = os.umask(umask)
@@ -164,3 +157,28 @@ def test_a_run_folder_loses_the_leftovers_of_a_killed_train(run, tmp_path):
     train(data, tmp_path / "run", SMALL, force=True, progress=False)
     assert not any(p.exists() for p in left)
     assert remove_leftovers(tmp_path / "run" / "tokens.npy") == []
+
+
+def test_pack_refusals_are_one_line_exit_2_on_the_command_line(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    data, folder, _ = run
+    for args in (["-o", str(data), "--data", str(data), "--force"], ["-o", str(tmp_path), "--force"], ["-o", str(folder / "tokens.npy"), "--force"]):
+        result = CliRunner().invoke(app, ["pack", str(folder), "-q", *args])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+
+
+def test_unreadable_data_is_one_line(run, tmp_path, monkeypatch):
+    import pipeline.run_check
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")  # what a non-root user meets; root reads anything
+
+    _, folder, _ = run
+    monkeypatch.setattr(pipeline.run_check, "open", unreadable, raising=False)
+    with pytest.raises(UserError, match="cannot read the data file .*Permission denied"):
+        pack(folder, tmp_path / "u.arc", progress=False)
+    assert not (tmp_path / "u.arc").exists()

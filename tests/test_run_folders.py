@@ -14,13 +14,12 @@ import pytest
 import pipeline.neural
 import pipeline.run_dir
 import pipeline.tokenize_file
-from pipeline.config import CoderConfig, ContextModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import CoderConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.pack import pack
 from pipeline.run_dir import TOKEN_RECORD, TOKENS, file_sha256, open_tokens, token_record
 from pipeline.train import train
+from small_run import SMALL
 from submissions.errors import UserError
-
-SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=ContextModelConfig(), coder=CoderConfig(n_streams=2))
 TINY_NEURAL = PipelineConfig(
     tokenizer=TokenizerConfig(vocab_size=300),
     model=NeuralModelConfig(d_model=16, n_layers=1, n_heads=2, context=8, max_minutes=None, max_steps=2, batch_size=2),
