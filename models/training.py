@@ -4,7 +4,8 @@
 training set: many epochs over it are the point), runs AdamW with warmup and
 cosine decay over a step and/or time budget, and writes checkpoints atomically.
 A checkpoint is a plain dict that `torch.load(..., weights_only=True)` reads:
-the config as a JSON-compatible dict, the state dicts, the step and the time spent.
+the config as a JSON-compatible dict, the state dicts, the step, the time spent and what
+it was trained on (`made_from`: the sha256 of the run's ids).
 
 Inside a torch.distributed process group (torchrun) the same loop is data-parallel
 (DistributedDataParallel): every process draws the same global batch and trains on
@@ -54,8 +55,9 @@ def choose_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def save_checkpoint(path: Path, model: GPT, optimizer, step: int, elapsed_s: float, extra: dict) -> None:
-    """torch.save to a temporary file, then os.replace: a crash never leaves half a checkpoint."""
+def save_checkpoint(path: Path, model: GPT, optimizer, step: int, elapsed_s: float, extra: dict, made_from: dict | None = None) -> None:
+    """torch.save to a temporary file, then os.replace: a crash never leaves half a checkpoint.
+    made_from: what the model trains on (the ids' sha256), so a resume on other data is refused."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "config": model.cfg.to_dict(),
@@ -64,6 +66,7 @@ def save_checkpoint(path: Path, model: GPT, optimizer, step: int, elapsed_s: flo
         "step": step,
         "elapsed_s": elapsed_s,
         "train": extra,
+        "made_from": made_from,
     }
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
@@ -207,6 +210,7 @@ def train_model(
     compile: bool = False,
     checkpoint_minutes: float = 10.0,
     log_every: int = 10,
+    made_from: dict | None = None,
 ) -> Path:
     """Train (or resume training) the QAT model on `tokens`; return the final checkpoint's path.
 
@@ -258,6 +262,8 @@ def train_model(
         state = read_checkpoint(path, dev)
         if ModelConfig.from_dict(state["config"]) != config:  # older checkpoints lack newer fields: defaults
             raise ValueError(f"{path} was trained with another model config")
+        if state.get("made_from") != made_from:  # new data or tokenizer: its weights fit other ids
+            raise ValueError(f"{path} was trained on other token ids than the run's (the data or tokenizer changed); train with --force to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed_before = state["step"], state["elapsed_s"]
@@ -321,10 +327,10 @@ def train_model(
             if step % log_every == 0:
                 report(rate)
             if ranks.is_main and time.monotonic() - last_save > 60.0 * checkpoint_minutes:  # no collective: rank 0 alone
-                save_checkpoint(path, model, optimizer, step, elapsed(), extra)
+                save_checkpoint(path, model, optimizer, step, elapsed(), extra, made_from)
                 last_save = time.monotonic()
     report(rate)
     if ranks.is_main:
-        save_checkpoint(path, model, optimizer, step, elapsed(), extra)
+        save_checkpoint(path, model, optimizer, step, elapsed(), extra, made_from)
     ranks.barrier()  # the returned checkpoint exists for every rank
     return path

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.memory import peak_memory, run_program
 
 

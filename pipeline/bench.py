@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from pipeline.errors import UserError
-from pipeline.fileio import atomic_write_text, require_file
+from submissions.errors import UserError
+from submissions.fileio import atomic_write_text, require_file
 from pipeline.memory import run_program
 
 MB = 10**6

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 
 app = typer.Typer(
     help="Train a tokenizer and model on a file, pack it into a self-contained archive, compare sizes.",
@@ -184,7 +184,7 @@ def pack(
 ) -> None:
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
     with user_errors(), _rank_errors():
-        from pipeline.fileio import check_output, require_file
+        from submissions.fileio import check_output, require_file
         from pipeline.pack import pack as run_pack
 
         if nproc != 1:  # refuse the common mistakes once, before the processes start
@@ -219,7 +219,7 @@ def unpack(
 ) -> None:
     """Restore an archive's file with the decoder it carries, in one process or (--nproc, torchrun) many."""
     with user_errors(), _rank_errors():
-        from pipeline.fileio import check_output, require_file
+        from submissions.fileio import check_output, require_file
         from pipeline.unpack import unpack as run_unpack
 
         if nproc != 1:  # refuse the common mistakes once, before the processes start
@@ -247,7 +247,7 @@ def sweep(
 ) -> None:
     """Train and pack every candidate tokenizer/model; table of real archive sizes, smallest marked."""
     with user_errors():
-        from pipeline.fileio import check_output
+        from submissions.fileio import check_output
         from pipeline.sweep import default_candidates, markdown, sweep as run_sweep, write_sweep
 
         check_output(output, force, inputs=(data_file,))
@@ -296,7 +296,7 @@ def scoreboard(
         from rich.console import Console
 
         from pipeline.baselines import BASELINES
-        from pipeline.fileio import atomic_write_text, check_output, require_file
+        from submissions.fileio import atomic_write_text, check_output, require_file
         from pipeline.plot import plot_board
         from pipeline.progress import console, progress_bar
         from pipeline.scoreboard import build_board, markdown, terminal_table
@@ -348,7 +348,7 @@ def submit(
     with user_errors():
         import json
 
-        from pipeline.fileio import atomic_write_text, check_output
+        from submissions.fileio import atomic_write_text, check_output
         from pipeline.verified import RECORDS_DIR, make_record, record_name
 
         record = make_record(report, data_file, run, pack_seconds)
@@ -379,7 +379,7 @@ def bench(
 
         from pipeline import bench as stage
         from pipeline.config import PipelineConfig
-        from pipeline.fileio import check_output, require_file
+        from submissions.fileio import check_output, require_file
         from pipeline.progress import progress_bar
 
         require_file(data_file, "data file")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from submissions.decoder.context_model import ContextConfig
 from submissions.decoder.mixing import MAX_COUNT_LIMIT
 from submissions.decoder.mixing_model import MixConfig

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, Optional
 from xml.sax.saxutils import escape
 
-from pipeline.errors import UserError
-from pipeline.fileio import atomic_path, atomic_write_bytes, check_output, require_file
+from submissions.errors import UserError
+from submissions.fileio import atomic_path, atomic_write_bytes, check_output, require_file
 
 # name -> (official zip, md5 of the unzipped file, its size)
 ENWIK = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.progress import console
 
 

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.distributed import gather, launched_world, process_group
-from pipeline.fileio import check_output
 from pipeline.progress import progress_bar
-from pipeline.errors import UserError
+from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
 from submissions.archive import archive_parts, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
 from submissions.decoder.model_registry import build_model, model_class
+from submissions.decoder.tokens import unpack_table
+from submissions.errors import UserError
+from submissions.fileio import claim_output, files_of
 from tokenizer import load_tokenizer
 
 
@@ -62,18 +64,31 @@ def pack(
     by torchrun, every process codes its share of the shards (shard i goes to rank i % world)
     and rank 0 writes the archive: the bytes depend on the shard count, never on the number
     of processes. Returns None in the processes other than rank 0."""
-    run = Path(run)
+    run, out = Path(run), Path(out)
     config, source, proto, tokens = load_run(run)  # tokens: a memory map
-    check_output(Path(out), force, inputs=(Path(source.path),))
+    if not launched_world().is_main:
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards)
+    # no output may be an input: the data (by any name), the run's files; the lock is held
+    # through the encode, so a second pack to the same output is refused, not raced
+    inputs = [Path(source.path), *([Path(data_path)] if data_path else []), *files_of(run)]
+    with claim_output(out, force, inputs):
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards)
+
+
+def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards) -> PackResult | None:
     world = launched_world()
-    if world.is_main:
-        source.check(data_path)
+    tokenizer = load_tokenizer(proto)
+    table_blob = tokenizer.table_blob()
+    model_header, weights, export_record = _model_of(run, config)
+    if world.is_main:  # every artifact from one consistent run, and ids that give back the data
+        data_file = source.locate(data_path)
+        record = check_tokens(run, config, source)
+        check_model(run, config, record["tokens_sha256"], export_record)
+        check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
     n_shards = shards or config.coder.shards
     if n_shards < 1:
         raise UserError("the number of shards must be at least 1")
-    tokenizer = load_tokenizer(proto)
     prob_bits = config.coder.prob_bits
-    model_header, weights = _model_of(run, config)
     runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
     sizes = encoding.shard_sizes(len(tokens), n_shards)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -110,14 +125,14 @@ def pack(
         runtime=runtime_of(model_header),
         packed_with=_versions(),
     )
-    sections = {TOKENIZER: tokenizer.table_blob(), PAYLOAD: payload}
+    sections = {TOKENIZER: table_blob, PAYLOAD: payload}
     if weights:
         sections[MODEL] = weights
-    total = write_archive(Path(out), header, sections, force)
+    total = write_archive(out, header, sections, force)
     # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
-    return PackResult(Path(out), total, archive_parts(Path(out)), source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+    return PackResult(out, total, archive_parts(out), source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
 def _versions() -> dict:
@@ -145,16 +160,17 @@ def _shard_progress(update, shard: int, mine: list[int]):
     return lambda done, total: update(int(1000 * (position + done / max(total, 1)) / len(mine)), 1000)
 
 
-def _model_of(run: Path, config) -> tuple[dict, bytes]:
-    """(model config as the decoder reads it, weights blob or b"")."""
+def _model_of(run: Path, config) -> tuple[dict, bytes, dict | None]:
+    """(model config as the decoder reads it, weights blob or b"", the weights' export record)."""
     if config.neural_model() is None:
-        return config.to_dict()["model"], b""
+        return config.to_dict()["model"], b"", None
     from pipeline.neural import load_integer_model
 
     exported = load_integer_model(run)
     if exported is None:
         raise UserError(f"{run} has no exported neural model (run `pipeline train` to the end, or --resume it)")
+    neural_header, weights, record = exported
     if config.model.kind == "neural":
-        return exported
-    neural_header, weights = exported  # the mixing model carries the neural model's decoder config
-    return dict(config.to_dict()["model"], neural=neural_header), weights
+        return neural_header, weights, record
+    # the mixing model carries the neural model's decoder config
+    return dict(config.to_dict()["model"], neural=neural_header), weights, record

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.fileio import atomic_path
+from submissions.fileio import atomic_path
 from pipeline.scoreboard import PART_LABELS, Board
 
-COLORS = {"ours": "#d95f02", "module": "#1f78b4", "program": "#33a02c", "published": "#999999"}
-KIND_LABELS = {"ours": "ours (verified)", "module": "Python module", "program": "external program", "published": "published (not measured here)"}
+COLORS = {"ours": "#d95f02", "module": "#1f78b4", "program": "#33a02c", "published": "#999999", "peer": "#6a3d9a"}
+KIND_LABELS = {
+    "ours": "ours (verified)", "module": "Python module", "program": "external program",
+    "published": "published (not measured here)", "peer": "measured elsewhere (decompressor not counted)",
+}
+HATCHES = {"published": "//", "peer": ".."}  # not measured in this run: drawn apart
 PART_COLORS = {"decoder": "#7570b3", "tokenizer": "#e7298a", "model": "#66a61e", "payload": "#e6ab02", "header": "#a6761d"}
 MAX_OURS_BARS = 6  # the smallest archives; more would not be readable
 
@@ -23,9 +27,15 @@ def plot_board(board: Board, path: Path) -> Path:
 
     fig = board_figure(board)
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # the legends below the axes too
     plt.close(fig)
     return Path(path)
+
+
+def _label(row) -> str:
+    """The row's name, and on lines below it the caveats its name does not state already."""
+    said = "not counted" in row.name
+    return row.name + "".join(f"\n({c})" for c in row.caveats if not (said and c.endswith("not counted")))
 
 
 def board_figure(board: Board):
@@ -43,7 +53,7 @@ def board_figure(board: Board):
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [3, 2]})
 
     # left: bits per byte, smallest at the top
-    names = [r.name for r in ranked][::-1]
+    names = [_label(r) for r in ranked][::-1]
     values = [r.bits_per_byte or 0.0 for r in ranked][::-1]
     kinds = [r.kind for r in ranked][::-1]
     # bars at numeric positions, names as tick labels: categorical names would put two rows of
@@ -52,15 +62,17 @@ def board_figure(board: Board):
     bars = left.barh(ys, values, color=[COLORS[k] for k in kinds])
     left.set_yticks(ys, names)
     for bar, kind in zip(bars, kinds):
-        if kind == "published":
-            bar.set_hatch("//")
+        if kind in HATCHES:
+            bar.set_hatch(HATCHES[kind])
+            bar.set_edgecolor("white")
     for y, value in zip(ys, values):
         left.text(value, y, f" {value:.3f}", va="center", fontsize=8)
     left.set_xlabel("bits per byte (lower is better; everything needed to restore the file)")
     left.set_xlim(0, max(values, default=1.0) * 1.15)
     left.set_title(f"{board.file.path.name}: {board.file.size:,} bytes")
     present = [k for k in COLORS if k in kinds]
-    left.legend(handles=[Patch(color=COLORS[k], label=KIND_LABELS[k]) for k in present], loc="upper right", fontsize=8)
+    # below the axes: inside, it would cover the shortest bars (the strongest programs) and their values
+    left.legend(handles=[Patch(color=COLORS[k], label=KIND_LABELS[k]) for k in present], loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=8)
     left.tick_params(axis="y", labelsize=8)
 
     # right: our archives, stacked by part, as horizontal bars (room for their names and totals;

@@ -12,14 +12,14 @@ from typing import Iterable
 import numpy as np
 
 from pipeline.config import PipelineConfig, TokenizerConfig
-from pipeline.errors import UserError
-from pipeline.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from submissions.errors import UserError
+from submissions.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.json"
 SOURCE = "source.json"
 TOKENIZER = "tokenizer.model"
 TOKENS = "tokens.npy"  # the token ids (uint16, or int32 past 65536 ids), memory-mapped by training
-TOKEN_RECORD = "tokens.json"  # what the ids were made from: data sha256, tokenizer sha256 and config, count
+TOKEN_RECORD = "tokens.json"  # what the ids were made from (data, tokenizer and its config), their count and sha256
 REPORT = "train.json"
 
 
@@ -39,12 +39,13 @@ class Source:
     size: int
     sha256: str
 
-    def check(self, override: Path | None = None) -> Path:
-        """The data file, proved unchanged by size and sha256 (read in blocks, never whole)."""
+    def locate(self, override: Path | None = None) -> Path:
+        """The data file (moved: `override`), if it exists and has the run's size; its sha256
+        is proved while pack reads it (pipeline/run_check.py)."""
         path = Path(override or self.path)
         if not path.is_file():
             raise UserError(f"the run's data file {path} is missing (pass --data FILE)")
-        if path.stat().st_size != self.size or file_sha256(path) != self.sha256:
+        if path.stat().st_size != self.size:
             raise UserError(f"{path} is not the file this run was trained on (size or sha256 differ)")
         return path
 
@@ -58,8 +59,10 @@ def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
 def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> int:
     """The tokenizer and the id file, each written atomically, then their record. The ids come
     in chunks (a file tokenized piece by piece), appended to the .npy file as they come; its
-    header is finished at the end. The old record goes first, so a crash half way leaves ids
-    without a record: stale, and rebuilt on resume. Returns the number of ids."""
+    header is finished at the end. The old record goes first and the new one is written only
+    after the last chunk (the chunk source raises if the file changed while read), so a crash
+    or a refusal half way leaves ids without a record: stale, refused by pack, rebuilt on
+    resume. Returns the number of ids."""
     run.mkdir(parents=True, exist_ok=True)
     (run / TOKEN_RECORD).unlink(missing_ok=True)
     atomic_write_bytes(run / TOKENIZER, tokenizer_proto)
@@ -74,7 +77,8 @@ def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha25
             f.seek(0)
             if _write_npy_header(f, dtype, n_tokens) != header_size:
                 raise RuntimeError("npy header changed size")  # cannot happen: both pad to 128 bytes
-    record = _token_record(data_sha256, tokenizer_proto, tokenizer, n_tokens)
+        tokens_sha256 = file_sha256(tmp)
+    record = token_record(data_sha256, tokenizer_proto, tokenizer, n_tokens, tokens_sha256)
     atomic_write_text(run / TOKEN_RECORD, json.dumps(record, indent=2))
     return n_tokens
 
@@ -86,12 +90,15 @@ def _write_npy_header(f, dtype: np.dtype, n: int) -> int:
     return f.tell() - start
 
 
-def _token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int) -> dict:
+def token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int, tokens_sha256: str) -> dict:
+    """What the ids were made from (data, tokenizer and its config) and the ids' own hash,
+    which the checkpoint and the exported model name as what they were trained on."""
     return {
         "data_sha256": data_sha256,
         "tokenizer_sha256": hashlib.sha256(tokenizer_proto).hexdigest(),
         "tokenizer": dataclasses.asdict(tokenizer),
         "n_tokens": int(n_tokens),
+        "tokens_sha256": tokens_sha256,
     }
 
 
@@ -100,16 +107,27 @@ def open_tokens(run: Path) -> np.ndarray:
     return np.load(Path(run) / TOKENS, mmap_mode="r", allow_pickle=False)
 
 
-def fresh_tokens(run: Path, data_sha256: str, tokenizer: TokenizerConfig) -> bool:
-    """Whether the run's ids were made from this data by its tokenizer, trained with this config."""
+def read_token_record(run: Path) -> dict | None:
+    """The ids' record if it matches the files on disk (tokenizer and ids hashed again), else None."""
     run = Path(run)
     try:
         record = json.loads((run / TOKEN_RECORD).read_text())
         proto = (run / TOKENIZER).read_bytes()
         n_tokens = len(open_tokens(run))
+        tokens_sha256 = file_sha256(run / TOKENS)
     except (OSError, ValueError):
-        return False
-    return record == _token_record(data_sha256, proto, tokenizer, n_tokens)
+        return None
+    if not isinstance(record, dict) or record.get("tokens_sha256") != tokens_sha256:
+        return None
+    if record.get("tokenizer_sha256") != hashlib.sha256(proto).hexdigest() or record.get("n_tokens") != n_tokens:
+        return None
+    return record
+
+
+def fresh_tokens(run: Path, data_sha256: str, tokenizer: TokenizerConfig) -> bool:
+    """Whether the run's ids were made from this data by its tokenizer, trained with this config."""
+    record = read_token_record(run)
+    return record is not None and record["data_sha256"] == data_sha256 and record.get("tokenizer") == dataclasses.asdict(tokenizer)
 
 
 def save_report(run: Path, report: dict) -> None:

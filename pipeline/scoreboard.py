@@ -7,7 +7,9 @@ For one data file the board holds, ordered by total bytes:
   round-trip checked (Python modules, then external programs; absent ones listed as
   not found, broken ones as failed — never as a size);
 * published results of the field, only when the file's md5 says it is exactly enwik8 or
-  enwik9 (pipeline/published.py), labelled with their source.
+  enwik9 (pipeline/published.py), labelled with their source;
+* the field's strongest programs measured elsewhere on exactly this file (md5;
+  pipeline/peers.py), marked so, with their caveats.
 
 `markdown()` and `terminal_table()` render it; pipeline/plot.py draws it.
 """
@@ -23,6 +25,7 @@ from typing import Callable, Optional
 
 from pipeline.baselines import BASELINES, EXTERNAL, BaselineResult, measure_all
 from pipeline.memory import PROCESS_RSS, RSS_GROWTH, helper_floor
+from pipeline.peers import Peer, peers_for
 from pipeline.published import Published, known_file, published_for
 from pipeline.verified import FileDigests, Ours, Refusal, file_digests, our_rows
 
@@ -33,8 +36,8 @@ MEMORY_MARK = {PROCESS_RSS: "", RSS_GROWTH: "†"}
 @dataclass(frozen=True)
 class Row:
     name: str
-    kind: str  # "ours", "module" (Python), "program" (external), "published"
-    status: str  # "verified", "recorded", "measured", "published", "not found", "failed", "skipped"
+    kind: str  # "ours", "module" (Python), "program" (external), "published", "peer" (measured elsewhere)
+    status: str  # "verified", "recorded", "measured", "published", "measured elsewhere", "not found", "failed", "skipped"
     original_bytes: int
     total_bytes: Optional[int] = None
     compress_seconds: Optional[float] = None
@@ -44,6 +47,7 @@ class Row:
     memory_method: Optional[str] = None
     parts: Optional[dict[str, int]] = None
     note: str = ""
+    caveats: tuple[str, ...] = ()  # shown beside the kind (rows measured elsewhere)
 
     @property
     def on_board(self) -> bool:
@@ -73,6 +77,7 @@ class Board:
     date: str = ""
     machine: str = ""
     memory_floor: Optional[int] = None  # the smallest process peak the helper can report (pipeline/memory.py)
+    elsewhere: list[str] = field(default_factory=list)  # where and when the rows measured elsewhere were measured
 
     @property
     def known_as(self) -> Optional[str]:
@@ -124,6 +129,15 @@ def _row_of_published(row: Published, original_bytes: int) -> Row:
     return Row(name=row.name, kind="published", status="published", original_bytes=original_bytes, total_bytes=row.total_bytes, note=note)
 
 
+def _row_of_peer(peer: Peer, original_bytes: int) -> Row:
+    peak = f"peak {peer.peak_bytes / 2**20:,.0f} MiB; " if peer.peak_bytes else ""
+    note = f"measured elsewhere, compressed file only (decompressor not counted); {peak}{peer.source}"
+    return Row(
+        name=peer.name, kind="peer", status="measured elsewhere", original_bytes=original_bytes, total_bytes=peer.total_bytes,
+        compress_seconds=peer.compress_seconds, decompress_seconds=peer.decompress_seconds, note=note, caveats=peer.caveats,
+    )
+
+
 def build_board(
     data_path: Path,
     reports: list[Path],
@@ -139,6 +153,8 @@ def build_board(
     results = measure_all(Path(data_path).read_bytes(), names, progress)
     rows = [_row_of_ours(o) for o in ours] + [_row_of_baseline(r) for r in results]
     rows += [_row_of_published(p, digests.size) for p in published_for(digests.md5)]
+    peers = peers_for(digests.md5)
+    rows += [_row_of_peer(p, digests.size) for p in peers]
     rows += [Row(name=n, kind="program" if n in EXTERNAL else "module", status="skipped", original_bytes=digests.size, note="--skip") for n in skipped]
     ranked = sorted((r for r in rows if r.on_board), key=lambda r: (r.total_bytes, r.kind != "ours"))
     commands = {n: BASELINES[n].command for n in names if BASELINES[n].command}
@@ -147,6 +163,7 @@ def build_board(
         file=digests, rows=ranked + [r for r in rows if not r.on_board], refusals=refusals, other_reports=other,
         commands=commands, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_line(), memory_floor=helper_floor() if ran_programs else None,
+        elsewhere=sorted({p.measured for p in peers}),
     )
 
 
@@ -199,7 +216,7 @@ def status_cell(row: Row) -> str:
         return "ours, verified (re-checked)" if row.status == "verified" else "ours, recorded"
     if row.status == "measured":
         return "Python module" if row.kind == "module" else "external program"
-    return row.status
+    return ", ".join((row.status, *row.caveats))
 
 
 COLUMNS = ("compressor", "kind", "total bytes", "bits/byte", "ratio", "compress s", "decompress s", "peak MiB c / d", "parts (ours)")
@@ -237,6 +254,13 @@ def legend(board: Board) -> list[str]:
         "- Every baseline was compressed, decompressed and compared byte for byte in this run; one that fails is listed "
         "as failed, one that is absent as not found.",
     ]
+    if any(r.kind == "peer" for r in board.rows):
+        lines.append(
+            "- *measured elsewhere*: the field's strongest programs, which do not install here, as measured on another "
+            "machine (pipeline/peers.py; builds and command lines under *Where rows come from*); their size is the "
+            "compressed file only, and the caveats of each row (a dictionary not counted, no round-trip check) stand "
+            "beside it. Measured: " + " ".join(board.elsewhere)
+        )
     if board.known_as:
         lines.append(f"- md5 {board.file.md5} is exactly {board.known_as}: published rows are shown, not measured here.")
     else:
@@ -271,7 +295,7 @@ def markdown(board: Board) -> str:
         lines += ["", "Not on the board:", ""]
         lines += [f"- {r.name}: {r.status}{' (' + r.note + ')' if r.note else ''}" for r in missing]
     lines += ["", "Notes:", "", *legend(board)]
-    notes = [r for r in board.rows if r.kind in ("ours", "published")]
+    notes = [r for r in board.rows if r.kind in ("ours", "published", "peer")]
     if notes:
         lines += ["", "Where rows come from:", ""]
         lines += [f"- {r.name}: {r.note}" for r in notes]
@@ -286,7 +310,7 @@ def markdown(board: Board) -> str:
     return "\n".join(lines) + "\n"
 
 
-SHORT_KIND = {"ours": "ours", "module": "module", "program": "program", "published": "published"}
+SHORT_KIND = {"ours": "ours", "module": "module", "program": "program", "published": "published", "peer": "elsewhere"}
 
 
 def terminal_table(board: Board):
@@ -301,8 +325,8 @@ def terminal_table(board: Board):
         values = cells(row, best)[:-1]
         values[0] = values[0].replace("**", "")
         if row.on_board:
-            kind = row.status if row.kind == "ours" else SHORT_KIND[row.kind]
-            table.add_row(values[0], kind, *values[2:], style="bold green" if row.kind == "ours" else ("dim" if row.kind == "published" else None))
+            kind = row.status if row.kind == "ours" else ", ".join((SHORT_KIND[row.kind], *row.caveats))
+            table.add_row(values[0], kind, *values[2:], style="bold green" if row.kind == "ours" else ("dim" if row.kind in ("published", "peer") else None))
             if row.parts:
                 table.add_row("  " + parts_cell(row), "", *[""] * 6, style="green")
         else:

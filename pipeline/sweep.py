@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.fileio import atomic_write_text, require_file
+from submissions.fileio import atomic_write_text, require_file
 from pipeline.progress import console
 
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.config import PipelineConfig
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.progress import progress_bar
 from pipeline.run_dir import Source, save_token_chunks
 from tokenizer import Tokenizer
@@ -66,17 +66,15 @@ def tokenize_file(data_path: Path, run: Path, config: PipelineConfig, source: So
     number of ids. The file must still be the one `source` describes (re-hashed while read)."""
     tokenizer = train_tokenizer_on_sample(read_sample(data_path, source.size), config.tokenizer.vocab_size, config.tokenizer.model_type)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
-    digest = hashlib.sha256()
     with progress_bar("tokenizing (bytes)", progress) as update:
-        chunks = _encoded_chunks(tokenizer, data_path, digest, source.size, update)
-        n_tokens = save_token_chunks(run, chunks, dtype, source.sha256, tokenizer.model_proto(), config.tokenizer)
-    if digest.hexdigest() != source.sha256:
-        raise UserError(f"{data_path} changed while it was read")
-    return n_tokens
+        chunks = _encoded_chunks(tokenizer, data_path, source, update)
+        return save_token_chunks(run, chunks, dtype, source.sha256, tokenizer.model_proto(), config.tokenizer)
 
 
-def _encoded_chunks(tokenizer: Tokenizer, path: Path, digest, total: int, update) -> Iterator[np.ndarray]:
-    done = 0
+def _encoded_chunks(tokenizer: Tokenizer, path: Path, source: Source, update) -> Iterator[np.ndarray]:
+    """The file's ids chunk by chunk; raises after the last one if the bytes read are not the
+    file `source` hashed, before the caller can record the ids as made from it."""
+    digest, done = hashlib.sha256(), 0
     for chunk in text_chunks(path):
         digest.update(chunk)
         ids = tokenizer.encode(chunk)
@@ -84,5 +82,7 @@ def _encoded_chunks(tokenizer: Tokenizer, path: Path, digest, total: int, update
             raise RuntimeError("tokenizer round trip failed on this file")
         done += len(chunk)
         if update:
-            update(done, total)
+            update(done, source.size)
         yield ids
+    if digest.hexdigest() != source.sha256 or done != source.size:
+        raise UserError(f"{path} changed while it was read; run `pipeline train` again")

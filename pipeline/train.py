@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pipeline.config import PipelineConfig
 from pipeline.distributed import all_gather, launched_world, process_group, wait_for_main
-from pipeline.errors import UserError
-from pipeline.fileio import require_file
-from pipeline.run_dir import TOKENIZER, TOKENS, Source, file_sha256, fresh_tokens, open_tokens, save_report, save_run
+from submissions.errors import UserError
+from submissions.fileio import files_of, require_file, same_file
+from pipeline.run_dir import TOKENIZER, TOKENS, Source, file_sha256, fresh_tokens, open_tokens, read_token_record, save_report, save_run
 from pipeline.tokenize_file import tokenize_file
 from submissions.decoder import encoding
 from tokenizer import load_tokenizer
@@ -66,12 +66,16 @@ def train(
                     _tokenize(data_path, run, config, source, progress)
                 save_run(run, config, source)
                 n_tokens = len(open_tokens(run))
+                record = read_token_record(run)
+                if record is None:  # cannot happen: the ids and their record were just written
+                    raise UserError(f"{run / TOKENS} does not match its record; run `pipeline train --force`")
                 report = {
                     "bytes": source.size,
                     "tokens": int(n_tokens),
                     "vocab_size": load_tokenizer((run / TOKENIZER).read_bytes()).vocab_size,
                     "bytes_per_token": source.size / max(n_tokens, 1),
                     "seconds": time.perf_counter() - started,
+                    "tokens_sha256": record["tokens_sha256"],
                 }
                 save_report(run, report)
             except UserError as exc:
@@ -92,7 +96,7 @@ def train(
             from pipeline.neural import train_neural
 
             n_streams = encoding.effective_streams(len(tokens), config.streams_for(len(tokens)))
-            facts = train_neural(tokens, report["vocab_size"], config.neural_model(), run, n_streams, report["bytes_per_token"], device, resume, progress)
+            facts = train_neural(tokens, report["tokens_sha256"], report["vocab_size"], config.neural_model(), run, n_streams, report["bytes_per_token"], device, resume, progress)
             if world.is_main:  # the other ranks return as soon as training ends: rank 0 exports alone
                 report.update(facts, seconds=time.perf_counter() - started)
                 save_report(run, report)
@@ -104,7 +108,11 @@ def check_inputs(data_path: Path, run: Path, config: PipelineConfig, force: bool
     asks before it starts the processes, so a mistake is one line, not one per process)."""
     data_path = require_file(Path(data_path), "data file")
     run = Path(run)
-    if run.exists() and (not run.is_dir() or any(run.iterdir())) and not (force or resume):
+    if run.exists() and not run.is_dir():
+        raise UserError(f"{run} is a file, not a run folder")
+    if any(same_file(data_path, artifact) for artifact in files_of(run)):
+        raise UserError(f"the data file {data_path} is inside the run folder {run}, which train rewrites")
+    if run.exists() and any(run.iterdir()) and not (force or resume):
         raise UserError(f"{run} already exists and is not empty (use --force to replace it, or --resume)")
     neural = config.neural_model()
     if neural is not None and neural.batch_size % processes:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.distributed import gather, launched_world, process_group
-from pipeline.errors import UserError
-from pipeline.fileio import check_output, require_file
+from submissions.errors import UserError
+from submissions.fileio import claim_output, require_file
 from pipeline.progress import progress_bar
 from submissions.decoder.container import ArchiveCorrupt, read_archive
 from submissions.decoder.restore import RestoreError, check_format, decode_shard, write_restored
@@ -33,8 +33,14 @@ def unpack(archive: Path, out: Path, force: bool = False, progress: bool = True)
     """Decode `archive` into `out` (checked by length and sha256 before it appears); None in
     the processes other than rank 0."""
     archive = require_file(Path(archive), "archive")
-    check_output(Path(out), force, inputs=(archive,))
     world = launched_world()
+    if not world.is_main:
+        return _unpack(archive, Path(out), world, progress)
+    with claim_output(Path(out), force, inputs=(archive,)):  # never the archive itself, by any name
+        return _unpack(archive, Path(out), world, progress)
+
+
+def _unpack(archive: Path, out: Path, world, progress: bool) -> UnpackResult | None:
     started = time.perf_counter()
     try:
         header, sections = read_archive(str(archive))
@@ -55,4 +61,6 @@ def unpack(archive: Path, out: Path, force: bool = False, progress: bool = True)
         write_restored(header, sections, (decoded.pop(i) for i in range(len(shards))), str(out))
     except (RestoreError, ArchiveCorrupt) as exc:
         raise UserError(f"{archive}: {exc}") from None
+    except Exception as exc:  # untrusted bytes the checksums let through: one line, nothing written
+        raise UserError(f"{archive}: corrupted archive: it does not decode ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     return UnpackResult(Path(out), header["original"]["size"], len(shards), world.size, time.perf_counter() - started)

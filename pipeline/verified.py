@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pipeline.errors import UserError
-from pipeline.fileio import require_file
+from submissions.errors import UserError
+from submissions.fileio import require_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RECORDS_DIR = PROJECT_ROOT / "submissions" / "results"

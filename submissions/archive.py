@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from token import EXACT_TOKEN_TYPES
 
-from pipeline.errors import UserError
-from pipeline.fileio import atomic_write_bytes, check_output, require_file
+from submissions.errors import UserError
+from submissions.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
+from submissions.decoder.header import Header, HeaderError
 from submissions.rename_locals import keyword_names, rename_locals
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
@@ -49,19 +50,22 @@ LZMA_FILTERS = [{"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "di
 # `__main__.py`: unpack the modules (M: module name -> source) and serve them to `import` as the
 # package `decoder` through a meta-path finder (F), ahead of sys.path; then run decoder.restore.
 # Modules travel as "name\nsource" joined by NUL, a character no Python source can hold.
-# A corrupted `d` fails its zip CRC-32 (or LZMA) and sys.exit prints one line and exits with 1.
+# A corrupted `d` fails its zip CRC-32 (or LZMA), a module that does not load fails the import:
+# either is one `error:` line (E) and exit 2; restore.main turns every later failure into one.
 # Written tersely on purpose: every byte here is in every archive.
 BOOTSTRAP = r"""import sys,lzma,zipfile
 from importlib.util import spec_from_loader as S
+def E(m):sys.stderr.write("error: corrupted archive: its decoder program does not "+" ".join(m.split())+"\n");sys.exit(2)
 try:M=dict(p.split("\n",1)for p in lzma.decompress(zipfile.ZipFile(sys.argv[0]).read("d")).decode().split("\0"))
-except Exception as e:sys.exit(f"error: corrupted archive: its decoder program does not unpack ({e})")
+except Exception as e:E(f"unpack ({e})")
 class F:
  def find_spec(s,n,*a):
   if n in M:return S(n,s,is_package=n=="decoder")
  def create_module(s,p):0
  def exec_module(s,m):exec(compile(M[m.__name__],m.__name__,"exec"),m.__dict__)
 sys.meta_path.insert(0,F())
-from decoder.restore import main
+try:from decoder.restore import main
+except Exception as e:E(f"load ({type(e).__name__}: {e})")
 sys.exit(main())
 """
 PART_OF_MEMBER = {HEADER: "header", TOKENIZER: "tokenizer", MODEL: "model", PAYLOAD: "payload"}
@@ -380,10 +384,10 @@ def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
 
 
 def write_archive(path: Path, header: dict, sections: dict[str, bytes], force: bool = False) -> int:
-    """Write the archive atomically; return its size in bytes."""
+    """Write the archive atomically (never over an existing file unless force); its size in bytes."""
     check_output(path, force)
     blob = build_archive(header, sections)
-    atomic_write_bytes(path, blob)
+    atomic_write_bytes(path, blob, replace=force)
     return len(blob)
 
 
@@ -416,6 +420,10 @@ def inspect(path: Path) -> ArchiveInfo:
             f"{path}: archive format {header.get('format_version')}, this project reads format {FORMAT_VERSION} only"
             f" (the archive restores itself: python {path} -o OUT)"
         )
+    try:
+        Header.parse(header)  # its structure, before anyone sizes anything by it
+    except HeaderError as exc:
+        raise ArchiveError(f"{path}: corrupted archive: {exc}") from None
     parts = archive_parts(path)
     total = path.stat().st_size
     if sum(parts.values()) != total:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import CoderConfig, ContextModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.data import sample_bytes
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
 from submissions import archive as archive_module
@@ -235,7 +235,7 @@ def test_a_flipped_byte_in_the_decoder_program_is_refused(packed, tmp_path, wher
     bad, out = tmp_path / "bad.arc", tmp_path / "out"
     bad.write_bytes(bytes(blob))
     result = run_archive(bad, out)
-    assert result.returncode == 1 and not out.exists()
+    assert result.returncode == 2 and not out.exists()
     assert result.stderr.startswith("error: corrupted archive: its decoder program does not unpack") and len(result.stderr.splitlines()) == 1, result.stderr
     with pytest.raises(ArchiveError, match="CRC"):
         inspect(bad)
@@ -369,7 +369,7 @@ def test_existing_output_is_refused_then_replaced_with_force(packed, tmp_path):
     out = tmp_path / "out"
     out.write_bytes(b"keep me")
     result = run_archive(packed[1], out)
-    assert result.returncode == 1 and "already exists" in result.stderr
+    assert result.returncode == 2 and "already exists" in result.stderr
     assert out.read_bytes() == b"keep me"
     assert run_archive(packed[1], out, "--force").returncode == 0
     assert out.read_bytes() == packed[0].read_bytes()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.baselines import BASELINES, BaselineResult, Compressor, measure, measure_all
-from pipeline.errors import UserError
+from submissions.errors import UserError
 
 AVAILABLE = [name for name, c in BASELINES.items() if c.available()]
 EXTERNAL = ["xz -9e", "zstd -22 --ultra --long=27", "7z PPMd", "zpaq -method 5"]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from pipeline import bench
 from pipeline.bench import BenchRow, make_input, parse_sizes
 from pipeline.cli import app
-from pipeline.errors import UserError
+from submissions.errors import UserError
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from pipeline import data as stage
-from pipeline.errors import UserError
+from submissions.errors import UserError
 
 NS = "{http://www.mediawiki.org/xml/export-0.3/}"
 

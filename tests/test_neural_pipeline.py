@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import CoderConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.unpack import unpack
 from pipeline.run_dir import TOKEN_RECORD, file_sha256, fresh_tokens, open_tokens
@@ -126,12 +126,14 @@ def test_resume_reuses_fresh_ids_and_rebuilds_stale_ones(tmp_path, text_sample, 
     calls = []
     monkeypatch.setattr(stage, "_tokenize", lambda *a: calls.append(1) or tokenize(*a))
     data.write_bytes(text_sample[:2000])  # another file under the same name: stale ids
-    train(data, run, longer, resume=True, progress=False)
+    with pytest.raises(UserError, match="trained on other token ids"):  # never the old weights on new data
+        train(data, run, longer, resume=True, progress=False)
     assert calls and len(open_tokens(run)) < len(ids)
+    train(data, run, longer, force=True, progress=False)
     (run / "tokenizer.model").write_bytes(b"damaged")  # ids made by a tokenizer that is gone
     assert not fresh_tokens(run, file_sha256(data), longer.tokenizer)
-    train(data, run, longer, resume=True, progress=False)
-    assert len(calls) == 2 and fresh_tokens(run, file_sha256(data), longer.tokenizer)
+    train(data, run, longer, resume=True, progress=False)  # the same ids again: the checkpoint fits them
+    assert len(calls) == 3 and fresh_tokens(run, file_sha256(data), longer.tokenizer)
 
 
 def test_train_options_reach_the_config(tmp_path, text_sample):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pipeline import published
 from pipeline.baselines import BASELINES, EXTERNAL, measure_all
 from pipeline.cli import app
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.memory import PROCESS_RSS, RSS_GROWTH, peak_memory, run_program
 from pipeline.plot import board_figure, plot_board
 from pipeline.scoreboard import build_board, markdown
@@ -351,3 +351,35 @@ def test_help_is_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_rows_measured_elsewhere_only_for_their_exact_file_with_their_caveats(tmp_path, monkeypatch):
+    """The field's strongest programs (peers_*.json) stand on the board beside the file they
+    were measured on, marked so, with the caveats in the table, the notes and the plot."""
+    import matplotlib.pyplot as plt
+
+    from pipeline import peers
+
+    enwik6 = peers.peers_for("83a2cefd8ca00049e0445542dabd25a0")
+    assert {p.name.split(" (")[0] for p in enwik6} == {"paq8px v216 -8", "paq8px v216 -8LAT", "cmix v21", "lstm-compress v3"}
+    cmix = next(p for p in enwik6 if p.name.startswith("cmix"))
+    assert cmix.total_bytes == 173_475 and cmix.caveats == ("dictionary not counted", "not round-trip checked")
+    assert next(p for p in enwik6 if p.name == "paq8px v216 -8").caveats == ()
+
+    data_file = tmp_path / "data.txt"
+    data_file.write_bytes(TEXT)
+    assert [r for r in build_board(data_file, [], None, ["zlib-9"]).rows if r.kind == "peer"] == []  # another file: none
+    peers_file = json.loads((peers.PEERS_DIR / "peers_enwik6.json").read_text())
+    peers_file["file"]["md5"] = hashlib.md5(TEXT).hexdigest()  # pretend they were measured on this file
+    (tmp_path / "peers_data.json").write_text(json.dumps(peers_file))
+    monkeypatch.setattr("pipeline.scoreboard.peers_for", lambda md5: peers.peers_for(md5, tmp_path))
+    board = build_board(data_file, [], None, ["zlib-9"])
+    rows = [r for r in board.rows if r.kind == "peer"]
+    assert len(rows) == 4 and all(r.status == "measured elsewhere" and "decompressor not counted" in r.note for r in rows)
+    text = markdown(board)
+    assert "| cmix v21 (english.dic not counted) | measured elsewhere, dictionary not counted, not round-trip checked | 173,475 |" in text
+    assert "411,996-byte english.dic" in text and "*measured elsewhere*" in text
+    fig = board_figure(board)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert any("cmix" in label and "not round-trip checked" in label for label in labels)
+    plt.close(fig)

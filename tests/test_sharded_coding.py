@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pipeline import tokenize_file as tokenize_module
 from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.run_dir import fresh_tokens, open_tokens
 from pipeline.train import train
@@ -150,7 +150,7 @@ def test_a_corrupt_shard_size_is_refused_and_nothing_is_written(small_run, tmp_p
         for name, blob in members.items():
             zf.writestr(name, blob)
     done = subprocess.run([sys.executable, "-I", str(tmp_path / "bad.arc"), "-q", "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "payload size does not match its shards" in done.stderr
+    assert done.returncode == 2 and "payload size does not match its shards" in done.stderr
     assert not (tmp_path / "out").exists()
     with pytest.raises(UserError, match="does not match"):
         unpack(tmp_path / "bad.arc", tmp_path / "out2", progress=False)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tokenizer.codec as codec
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from submissions.decoder.tokens import unpack_table
 from tokenizer.table import detokenize, pack_table
 from tokenizer import Tokenizer, load_tokenizer, train_tokenizer

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from verify import clean_env
 from verify.cli import app, parse_size
 from verify.report import first_mismatch, jit_compile_seconds

@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from tokenizer.table import detokenize, pack_table
 
 SPACE_MARK = "\u2581"

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 
 PROJECT_MODULES = ("pipeline", "tokenizer", "models", "submissions", "verify")
 # Distributions never pip-installed: huge wheels, host-specific builds.

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from pipeline.errors import UserError
+from submissions.errors import UserError
 from verify.runner import format_bytes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)

@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.fileio import atomic_write_text
+from submissions.fileio import atomic_write_text
 
 CHUNK = 1 << 20
 

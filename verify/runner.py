@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from pipeline.fileio import check_output, require_file
+from submissions.fileio import check_output, require_file
 from verify import clean_env, report
 
 

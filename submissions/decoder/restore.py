@@ -3,8 +3,8 @@
 Reads and checks the archive, rebuilds the model from the header, decodes the
 payload shard by shard (`--jobs N`: in N processes), maps tokens back to bytes
 and streams them into a temporary file while hashing them; only when length and
-sha256 match is that file renamed onto the output. Any failure is one line on
-stderr, exit 1, and nothing at the output path.
+sha256 match is that file renamed onto the output. Any failure, whatever the damage to the
+archive, is one `error:` line on stderr, exit 2, and nothing at the output path.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import os
 import sys
 import time
 
-from . import FORMAT_VERSION, codec
+from . import codec
 from .container import MODEL, PAYLOAD, TOKENIZER, ArchiveCorrupt, read_archive
+from .header import Header, HeaderError
 from .model_registry import build_model
 from .rans import CorruptPayload
 from .tokens import iter_detokenized, unpack_table
@@ -26,9 +27,12 @@ class RestoreError(Exception):
     pass
 
 
-def check_format(header: dict) -> None:
-    if header.get("format_version") != FORMAT_VERSION:
-        raise RestoreError(f"archive format {header.get('format_version')} is not {FORMAT_VERSION}, the one this decoder reads")
+def check_format(header: dict) -> Header:
+    """The header's structure (header.py), before anything it sizes is allocated."""
+    try:
+        return Header.parse(header)
+    except HeaderError as exc:
+        raise RestoreError(str(exc)) from None
 
 
 def shard_payload(header: dict, sections: dict, index: int) -> bytes:
@@ -120,8 +124,39 @@ def _text_progress(started: float):
     return report
 
 
+def _refuse_output(output: str, archive: str, force: bool) -> None:
+    """The output must not be the archive by any name (symlink, hard link), nor a folder."""
+    if os.path.isdir(output):
+        raise RestoreError(f"{output} is a folder; give a file name")
+    if os.path.exists(output):
+        if os.path.samefile(output, archive):
+            raise RestoreError("the output would overwrite the archive itself")
+        if not force:
+            raise RestoreError(f"{output} already exists (use --force to replace it)")
+
+
+def _remove_leftovers(output: str) -> None:
+    """Temporary files of killed restores of this output (NAME.partial-PID, the PID dead)."""
+    folder, name = os.path.split(os.path.abspath(output))
+    for entry in os.listdir(folder or "."):
+        pid = entry[len(name) + 9 :]
+        if entry.startswith(name + ".partial-") and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                os.unlink(os.path.join(folder, entry))
+            except OSError:
+                pass
+
+
+def _error(message) -> int:
+    sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
+    return 2
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python ARCHIVE", description="Restore the file stored in this archive.")
+    parser.error = lambda message: sys.exit(_error(message))  # one line, not usage + error
     parser.add_argument("-o", "--output", required=True, help="where to write the restored file")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -129,12 +164,10 @@ def main(argv=None) -> int:
     parser.add_argument("--archive", default=sys.argv[0], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        if os.path.exists(args.output) and not args.force:
-            raise RestoreError(f"{args.output} already exists (use --force to replace it)")
-        if os.path.abspath(args.output) == os.path.abspath(args.archive):
-            raise RestoreError("the output would overwrite the archive itself")
+        _refuse_output(args.output, args.archive, args.force)
         if args.jobs < 1:
             raise RestoreError("--jobs must be at least 1")
+        _remove_leftovers(args.output)
         header, sections = read_archive(args.archive)
         check_format(header)
         progress = None if args.quiet or args.jobs > 1 or not sys.stderr.isatty() else _text_progress(time.monotonic())
@@ -143,6 +176,7 @@ def main(argv=None) -> int:
         if jit is not None and jit.COMPILE_SECONDS[0]:
             print(f"decoder: kernels compiled in {jit.COMPILE_SECONDS[0]:.2f} s", file=sys.stderr)  # verify reports it
     except (RestoreError, ArchiveCorrupt, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _error(exc)
+    except Exception as exc:  # any other damage the checksums let through: still one line, nothing written
+        return _error(f"corrupted archive: it does not decode ({type(exc).__name__}: {exc})")
     return 0
