@@ -29,7 +29,7 @@ from submissions.errors import UserError
 from submissions.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
 from submissions.decoder.header import Header, HeaderError
-from submissions.rename_locals import keyword_names, rename_locals
+from submissions.rename_locals import keyword_names, rename_globals, rename_locals
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
@@ -299,7 +299,8 @@ def decoder_modules(model_kind: str) -> dict[str, str]:
         name = PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}"
         stripped[name] = strip_source(path.read_text("utf-8"))
     keep = keyword_names(list(stripped.values()))  # parameters some call names stay named
-    return {name: minify_source(rename_locals(source, keep)) for name, source in stripped.items()}
+    renamed = rename_globals({name: rename_locals(source, keep) for name, source in stripped.items()}, PACKAGE, keep | {"main"})  # the bootstrap imports main
+    return {name: minify_source(source) for name, source in renamed.items()}
 
 
 def pack_modules(modules: dict[str, str]) -> bytes:

@@ -45,7 +45,7 @@ from submissions.archive import (
     unpack_modules,
 )
 from submissions.decoder import restore
-from submissions.rename_locals import keyword_names, rename_locals
+from submissions.rename_locals import keyword_names, rename_globals, rename_locals
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
 from verify.report import jit_compile_seconds
 
@@ -156,12 +156,13 @@ def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
 @pytest.mark.parametrize("kind", ["context", "mix", "neural"])
 def test_decoder_program_is_the_repo_code_minified(kind):
     """Every module an archive carries is its repo source with only comments, docstrings, argument and
-    return annotations and whitespace gone, and local names shortened."""
+    return annotations and whitespace gone, and local and module-level names shortened."""
     modules = decoder_modules(kind)
     sources = {name: strip_source((DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")).read_text("utf-8")) for name in modules}
     keep = keyword_names(list(sources.values()))
+    renamed = rename_globals({name: rename_locals(source, keep) for name, source in sources.items()}, PACKAGE, keep | {"main"})
     for name, text in modules.items():
-        assert text == minify_source(rename_locals(sources[name], keep)), name
+        assert text == minify_source(renamed[name]), name
         assert _same_program(minify_source(sources[name]), sources[name]), name
         assert text != sources[name], name  # the minifier did not fall back
         assert "->" not in text, name  # the annotation stripping did not fall back

@@ -72,3 +72,44 @@ def test_nested_functions_lambdas_and_comprehensions_are_renamed_consistently():
     assert "numbers" not in renamed and "offset" not in renamed and "inner" in renamed  # nested def names stay
     assert run(renamed, "outer([3, 1, 2])") == run(source, "outer([3, 1, 2])")
     ast.parse(renamed)
+
+
+PACKAGE_SOURCES = {
+    "pkg": "VERSION = 3\n",
+    "pkg.tables": "import math\nSCALE_FACTOR = 7\nLOOKUP = [SCALE_FACTOR * i for i in range(4)]\n\n\ndef scaled_value(value):\n    return value * SCALE_FACTOR + math.floor(0.5)\n\n\ndef named_by_string():\n    return 1\n",
+    "pkg.main": (
+        "from . import VERSION, tables\nfrom .tables import LOOKUP as TABLE, scaled_value\n\n\n"
+        "def compute(n):\n    return scaled_value(n) + TABLE[2] + VERSION + tables.named_by_string() + getattr(tables, 'named_by_string')()\n"
+    ),
+}
+
+
+def load(tmp_path, sources: dict[str, str], tag: str):
+    import importlib
+    import sys
+
+    root = tmp_path / tag
+    for name, source in sources.items():
+        path = root / (name.replace(".", "/") + ("/__init__.py" if name == "pkg" else ".py"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    sys.path.insert(0, str(root))
+    try:
+        for name in [n for n in sys.modules if n == "pkg" or n.startswith("pkg.")]:
+            del sys.modules[name]
+        return importlib.import_module("pkg.main").compute(5)
+    finally:
+        sys.path.remove(str(root))
+        for name in [n for n in sys.modules if n == "pkg" or n.startswith("pkg.")]:
+            del sys.modules[name]
+
+
+def test_module_level_names_are_renamed_across_the_package_and_it_computes_the_same(tmp_path):
+    from submissions.rename_locals import rename_globals
+
+    renamed = rename_globals(PACKAGE_SOURCES, "pkg", keep={"compute"})
+    assert "SCALE_FACTOR" not in renamed["pkg.tables"] and "scaled_value" not in renamed["pkg.main"]
+    assert "LOOKUP" not in renamed["pkg.main"] and "TABLE" not in renamed["pkg.main"]
+    assert "named_by_string" in renamed["pkg.tables"]  # read as an attribute and by string: kept
+    assert "import math" in renamed["pkg.tables"] and "compute" in renamed["pkg.main"]  # external names and the entry point stay
+    assert load(tmp_path, renamed, "renamed") == load(tmp_path, PACKAGE_SOURCES, "original") == 5 * 7 + 14 + 3 + 2
