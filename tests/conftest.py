@@ -30,3 +30,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def verify_cache(tmp_path_factory) -> Path:
+    """XDG_CACHE_HOME for the verifier's tests: their clean venvs, built once per worker."""
+    return tmp_path_factory.mktemp("verify-cache")
