@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from fake_archives import ORIGINAL, fake_inspect, make_archive as make_fake, read_report
+from fake_archives import ORIGINAL, make_archive as make_fake, read_report
 from pipeline.errors import UserError
 from verify import clean_env, sandbox
 from verify.cli import app, parse_size
@@ -44,20 +42,7 @@ DECODERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def archive_module(monkeypatch):
-    """Stand-in for submissions.archive: the fake archives say what they restore in a sidecar."""
-    module = types.ModuleType("submissions.archive")
-    module.inspect = fake_inspect
-    monkeypatch.setitem(sys.modules, "submissions.archive", module)
-
-
-@pytest.fixture(autouse=True)
-def venv_cache(verify_cache, monkeypatch):
-    """The clean numpy venv, in the tests' own cache (the environment variable reaches the
-    `verify` subprocesses too; restored after each test, so numba's cache is not moved)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(verify_cache))
-    return clean_env.ensure_venv(["numpy"])
+pytestmark = pytest.mark.usefixtures("fake_archive_module", "venv_cache")
 
 
 def make_archive(tmp_path: Path, kind: str, original: bytes = ORIGINAL, **subs) -> Path:

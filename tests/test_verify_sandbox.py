@@ -4,20 +4,18 @@ an archive could try to pass without restoring the file (or to harm the host), r
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import types
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from fake_archives import ORIGINAL, fake_inspect, make_archive, read_report, verify_command
+from fake_archives import ORIGINAL, make_archive, read_report, verify_command
 from pipeline.cli import app as pipeline_app
 from verify import clean_env, limits, sandbox
 from verify.cli import app
@@ -104,19 +102,7 @@ open(out, 'wb').write(DATA if not seen else json.dumps(seen).encode())
 SYMLINKER = "os.symlink(EXPECT, out)"
 
 
-@pytest.fixture(autouse=True)
-def archive_module(monkeypatch):
-    module = types.ModuleType("submissions.archive")
-    module.inspect = fake_inspect
-    monkeypatch.setitem(sys.modules, "submissions.archive", module)
-
-
-@pytest.fixture(autouse=True)
-def venv_cache(verify_cache, monkeypatch):
-    """The clean numpy venv, in the tests' own cache (the environment variable reaches the
-    `verify` subprocesses too; restored after each test, so numba's cache is not moved)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(verify_cache))
-    return clean_env.ensure_venv(["numpy"])
+pytestmark = pytest.mark.usefixtures("fake_archive_module", "venv_cache")
 
 
 def hostile(tmp_path: Path, name: str, body: str, original: bytes = ORIGINAL, **subs) -> Path:
@@ -388,6 +374,19 @@ def test_only_sandboxed_reports_can_be_submitted():
     assert sandbox_refusal({"isolation": {"level": "bwrap"}}) is None
     assert "--unsandboxed" in sandbox_refusal({"isolation": {"level": "none"}})
     assert "before verification was sandboxed" in sandbox_refusal({"passed": True})
+
+
+def test_groups_of_killed_verifications_are_removed():
+    group = limits.memory_limit(None)
+    group.close()
+    if not isinstance(group, limits.CgroupLimit):
+        pytest.skip("no cgroup can be made here")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = group.path.parent / f"{limits.PREFIX}{gone.pid}-stale"  # as a verifier killed with -9 leaves it
+    stale.mkdir()
+    limits.memory_limit(None).close()
+    assert not stale.exists()
 
 
 def test_the_address_space_fallback_states_its_margin():

@@ -30,6 +30,7 @@ from typing import Optional
 ADDRESS_MARGIN = 4 << 30  # numba/LLVM and glibc arenas reserve GiBs they never touch
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PREFIX = "hutter-verify-"  # our groups: hutter-verify-<pid of the verifier>-<random>
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ def _make_cgroup(limit: Optional[int], files: CgroupFiles) -> Optional[CgroupLim
             return None
         if files is V2 and "memory" not in (parent / "cgroup.subtree_control").read_text().split():
             return None  # the memory controller is not delegated to our children
-        path = parent / f"hutter-verify-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _remove_stale(parent, files)
+        path = parent / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         path.mkdir()
     except (OSError, ValueError):
         return None
@@ -197,6 +199,25 @@ def _make_cgroup(limit: Optional[int], files: CgroupFiles) -> Optional[CgroupLim
         group.close()
         return None
     return group
+
+
+def _remove_stale(parent: Path, files: CgroupFiles) -> None:
+    """Groups of verifications that were killed (their pid is gone): kill what is left in them
+    (an unsandboxed orphan), remove them."""
+    for path in parent.glob(f"{PREFIX}*"):
+        pid = path.name[len(PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            CgroupLimit(None, path, files).close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def memory_limit(limit: Optional[int]) -> MemoryLimit:
