@@ -99,7 +99,6 @@ processes = [p for p in os.listdir("/proc") if p.isdigit()]
 print("snoop saw:", json.dumps(seen), "processes:", len(processes), file=sys.stderr)
 open(out, 'wb').write(DATA if not seen else json.dumps(seen).encode())
 """
-SYMLINKER = "os.symlink(EXPECT, out)"
 
 
 pytestmark = pytest.mark.usefixtures("fake_archive_module", "venv_cache")
@@ -197,9 +196,13 @@ def test_tamperer_unsandboxed_fails_on_the_hash_taken_before(tmp_path):
 
 
 @needs_bwrap
-def test_symlink_to_the_expected_file_is_not_a_restored_file(tmp_path):
+@pytest.mark.parametrize("kind", ["symlink to --expect", "fifo"])
+def test_a_restored_file_must_be_a_regular_file(tmp_path, kind):
+    """A symlink to the expected file (as if the archive guessed its path) would compare equal
+    if followed; a FIFO would hang the comparison."""
     expect = expect_file(tmp_path)
-    archive = hostile(tmp_path, "symlinker", SYMLINKER, EXPECT=str(expect))  # as if it guessed the path
+    body = "os.symlink(EXPECT, out)" if kind != "fifo" else "os.mkfifo(out)"
+    archive = hostile(tmp_path, "odd", body, EXPECT=str(expect))
     result = verify(archive, "--expect", expect)
     assert result.exit_code == 1
     assert any("no regular file" in r for r in read_report(archive)["reasons"])
@@ -270,6 +273,28 @@ def test_time_limit_kills_the_whole_tree(tmp_path, marker):
     report = read_report(archive)
     assert report["decoder"]["timed_out"] and report["decode_seconds"] < 10
     assert processes_with(marker) == []
+
+
+@needs_bwrap
+def test_a_killed_verifier_takes_the_sandbox_with_it(tmp_path, marker):
+    archive = hostile(tmp_path, "staller", STALLER, MARKER=marker)
+    command = verify_command(archive, "--expect", expect_file(tmp_path))
+    verifier = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: processes_with(marker), 60), "the staller's child never started"
+    finally:
+        verifier.kill()
+        verifier.wait()
+    assert wait_until(lambda: not processes_with(marker), 10)
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @needs_bwrap
