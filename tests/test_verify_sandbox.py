@@ -224,12 +224,13 @@ def test_poisoner_cannot_plant_code_for_the_next_verification(tmp_path, venv_cac
 
 
 @needs_bwrap
-def test_a_planted_pth_in_the_venv_is_never_run(tmp_path, venv_cache, monkeypatch):
-    """A .pth put into the cached venv by other means (an unsandboxed run) is not shown to the
-    sandbox: only the pinned distributions' own files are."""
+def test_a_planted_pth_in_the_venv_is_not_shown_to_the_sandbox(tmp_path, venv_cache, monkeypatch):
+    """A .pth in the venv (put there by other means) is not bound: only the pinned
+    distributions' own files are."""
     site = clean_env._site_packages(venv_cache.path)
     planted = site / "zz_planted.pth"
     planted.write_text("import sys; print('POISONED', file=sys.stderr)\n")
+    monkeypatch.setattr(clean_env, "ensure_venv", lambda runtime: venv_cache)  # keep the plant
     try:
         assert site / "numpy" in clean_env.runtime_entries(venv_cache)
         assert planted not in clean_env.runtime_entries(venv_cache)
@@ -238,6 +239,20 @@ def test_a_planted_pth_in_the_venv_is_never_run(tmp_path, venv_cache, monkeypatc
     finally:
         planted.unlink()
     assert result.exit_code == 0, result.output
+    assert "POISONED" not in read_report(legit)["decoder"]["stderr_tail"]
+
+
+def test_a_venv_with_a_plant_is_built_again(tmp_path, venv_cache):
+    """--unsandboxed runs see the venv as it is on disk: a venv holding anything beyond its
+    distributions is discarded and built again before use."""
+    planted = clean_env._site_packages(venv_cache.path) / "zz_planted.pth"
+    planted.write_text("import sys; print('POISONED', file=sys.stderr)\n")
+    assert clean_env.foreign_entries(venv_cache) == [planted]
+    rebuilt = clean_env.ensure_venv(["numpy"])
+    assert rebuilt.path == venv_cache.path and not planted.exists()
+    assert clean_env.foreign_entries(rebuilt) == []
+    legit = hostile(tmp_path, "legit", "import numpy\nopen(out, 'wb').write(DATA)")
+    assert verify(legit, "--expect", expect_file(tmp_path), "--unsandboxed").exit_code == 0
     assert "POISONED" not in read_report(legit)["decoder"]["stderr_tail"]
 
 

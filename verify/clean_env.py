@@ -117,11 +117,15 @@ def venv_key(requirements: list[str]) -> str:
 
 
 def ensure_venv(runtime: list[str]) -> Venv:
-    """The cached clean venv for this runtime, built atomically on first use."""
+    """The cached clean venv for this runtime, built atomically on first use, and again when
+    something foreign appeared in it (a .pth an --unsandboxed archive planted)."""
     requirements = pinned_requirements(runtime)
     final = cache_root() / venv_key(requirements)
     if (final / MARKER_FILE).is_file():
-        return _load_venv(final)
+        cached = _load_venv(final)
+        if not foreign_entries(cached):
+            return cached
+        _discard(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -186,6 +190,25 @@ def _link_install(path: Path, runtime: list[str]) -> None:
             source = base / entry
             if source.exists() and not (site / entry).exists():
                 (site / entry).symlink_to(source)
+
+
+def foreign_entries(venv_: Venv) -> list[Path]:
+    """What the venv's site-packages holds beyond its distributions' own files."""
+    site = _site_packages(venv_.path)
+    if not site.is_dir():
+        return []
+    own = set(runtime_entries(venv_)) | {site / "__pycache__"}
+    return sorted(set(site.iterdir()) - own)
+
+
+def _discard(path: Path) -> None:
+    """Move a cached venv out of the way (a concurrent verify keeps what it has open), then delete it."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.discarded.", dir=path.parent))
+    try:
+        os.rename(path, trash / "venv")
+    except OSError:
+        pass  # a concurrent verify moved it first
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def runtime_entries(venv_: Venv) -> list[Path]:
