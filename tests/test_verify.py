@@ -29,7 +29,8 @@ DECODERS = {
     "wrong": "open(out, 'wb').write(DATA[:7] + b'X' + DATA[8:])",
     "fails": "print('error: payload checksum mismatch', file=sys.stderr)\nsys.exit(1)",
     "slow": "import time\ntime.sleep(60)",
-    "hungry": "block = bytearray(300 << 20)\nblock[::4096] = b'x' * len(block[::4096])\nopen(out, 'wb').write(DATA)",
+    # holds its memory a while: the tree's memory is sampled every 10 ms
+    "hungry": "import time\nblock = bytearray(300 << 20)\nblock[::4096] = b'x' * len(block[::4096])\ntime.sleep(0.3)\nopen(out, 'wb').write(DATA)",
     "numpy": "import numpy\nopen(out, 'wb').write(numpy.frombuffer(DATA, dtype=numpy.uint8).tobytes())",
     "imports": (
         "try:\n    import pipeline\n    found = True\nexcept ImportError:\n    found = False\n"
