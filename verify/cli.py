@@ -1,7 +1,7 @@
-"""`verify run ARCHIVE --expect FILE`: restore an archive in a clean environment and check it.
+"""`verify run ARCHIVE --expect FILE`: restore an archive in a sandbox and check it.
 
-Exit codes: 0 verified (byte-identical, within limits), 1 verification failed,
-2 user error (missing file, invalid archive, bad option value).
+Exit codes: 0 verified (byte-identical, within limits, sandboxed or --unsandboxed), 1 verification
+failed or no sandbox could be made, 2 user error (missing file, invalid archive, bad option value).
 Nothing here imports torch; the archive inspector is imported only when needed.
 """
 
