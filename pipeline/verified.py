@@ -352,6 +352,7 @@ def make_record(report_path: Path, data_path: Optional[Path] = None, run: Option
             "date": report.get("date"),
             "report": report_path.name,
             "limits": report.get("limits"),
+            "isolation": (report.get("isolation") or {}).get("level"),
             "network_cut": clean.get("network_cut"),
             "install_method": clean.get("install_method"),
             "project_importable": clean.get("project_importable"),

@@ -30,3 +30,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def verify_cache(tmp_path_factory) -> Path:
+    """XDG_CACHE_HOME for the verifier's tests: their clean venvs, built once per worker."""
+    return tmp_path_factory.mktemp("verify-cache")
+
+
+@pytest.fixture
+def venv_cache(verify_cache, monkeypatch):
+    """The clean numpy venv, in the tests' own cache (the environment variable reaches the
+    `verify` subprocesses too; restored after each test, so numba's cache is not moved)."""
+    from verify import clean_env
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(verify_cache))
+    return clean_env.ensure_venv(["numpy"])
+
+
+@pytest.fixture
+def fake_archive_module(monkeypatch):
+    """Stand-in for submissions.archive: the fake archives of tests/fake_archives.py say what
+    they restore in a sidecar file."""
+    import sys
+    import types
+
+    from fake_archives import fake_inspect
+
+    module = types.ModuleType("submissions.archive")
+    module.inspect = fake_inspect
+    monkeypatch.setitem(sys.modules, "submissions.archive", module)

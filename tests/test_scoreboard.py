@@ -51,6 +51,7 @@ def make_verified(tmp_path: Path, data: bytes = TEXT, name: str = "a.arc", passe
         "machine": {"machine": "x86_64"},
         "versions": {"python": "3.11", "numpy": "2"},
         "clean_env": {"network_cut": True, "install_method": "pip", "project_importable": False},
+        "isolation": {"level": "bwrap"},  # `pipeline submit` takes only sandboxed verifications
         "date": "2026-11-20T10:00:00+00:00",
         "config": {"model": {"kind": "context", "max_order": 2}, "tokenizer": {"vocab_size": 512}, "coder": {"n_streams": 4}},
     }

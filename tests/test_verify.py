@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import sys
-import types
-import zipapp
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from fake_archives import ORIGINAL, make_archive as make_fake, read_report
 from submissions.errors import UserError
-from verify import clean_env
+from verify import clean_env, sandbox
 from verify.cli import app, parse_size
 from verify.report import first_mismatch, jit_compile_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
-ORIGINAL = b"The quick brown fox jumps over the lazy dog.\n" * 50
+NO_BWRAP = sandbox.bwrap_problem()
+# Tests about verification itself run in the sandbox where bubblewrap works, else unsandboxed;
+# the tests of the sandbox (tests/test_verify_sandbox.py) skip without it.
+MODE = [] if NO_BWRAP is None else ["--unsandboxed"]
 
-PROLOGUE = "import sys\nout = sys.argv[sys.argv.index('-o') + 1]\n"
 DECODERS = {
     "good": "open(out, 'wb').write(DATA)",
     "wrong": "open(out, 'wb').write(DATA[:7] + b'X' + DATA[8:])",
     "fails": "print('error: payload checksum mismatch', file=sys.stderr)\nsys.exit(1)",
     "slow": "import time\ntime.sleep(60)",
-    "hungry": "block = bytearray(300 << 20)\nblock[::4096] = b'x' * len(block[::4096])\nopen(out, 'wb').write(DATA)",
+    # holds its memory a while: the tree's memory is sampled every 10 ms
+    "hungry": "import time\nblock = bytearray(300 << 20)\nblock[::4096] = b'x' * len(block[::4096])\ntime.sleep(0.3)\nopen(out, 'wb').write(DATA)",
     "numpy": "import numpy\nopen(out, 'wb').write(numpy.frombuffer(DATA, dtype=numpy.uint8).tobytes())",
     "imports": (
         "try:\n    import pipeline\n    found = True\nexcept ImportError:\n    found = False\n"
@@ -44,62 +43,14 @@ DECODERS = {
 }
 
 
-@dataclass
-class FakeInfo:
-    total_bytes: int
-    parts: dict
-    original_size: int
-    original_sha256: str
-    runtime: list = field(default_factory=lambda: ["numpy"])
-    config: dict = field(default_factory=lambda: {"model": "fake"})
-
-
-ORIGINALS: dict[Path, bytes] = {}  # archive -> what it claims to restore
-
-
-def fake_inspect(path):
-    path = Path(path)
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not an archive")
-    original = ORIGINALS.get(path.resolve(), ORIGINAL)
-    size = path.stat().st_size
-    return FakeInfo(
-        total_bytes=size, parts={"decoder": size - 10, "header": 10},
-        original_size=len(original), original_sha256=hashlib.sha256(original).hexdigest(),
-    )
-
-
-@pytest.fixture(autouse=True)
-def archive_module(monkeypatch):
-    """Stand-in for submissions.archive until the real one lands."""
-    module = types.ModuleType("submissions.archive")
-    module.inspect = fake_inspect
-    monkeypatch.setitem(sys.modules, "submissions.archive", module)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def venv_cache(tmp_path_factory):
-    """One numpy venv for the whole run, in a private cache."""
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
-    yield clean_env.ensure_venv(["numpy"])
-    if old is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+pytestmark = pytest.mark.usefixtures("fake_archive_module", "venv_cache")
 
 
 def make_archive(tmp_path: Path, kind: str, original: bytes = ORIGINAL, **subs) -> Path:
-    src = tmp_path / f"{kind}-src"
-    src.mkdir()
     body = DECODERS[kind]
     for key, value in subs.items():
         body = body.replace(key, repr(value))
-    (src / "__main__.py").write_text(f"DATA = {ORIGINAL!r}\n{PROLOGUE}{body}\n")
-    archive = tmp_path / f"{kind}.arc"
-    zipapp.create_archive(src, archive)
-    ORIGINALS[archive.resolve()] = original
-    return archive
+    return make_fake(tmp_path, kind, body, original)
 
 
 def expect_file(tmp_path: Path, data: bytes = ORIGINAL) -> Path:
@@ -109,11 +60,7 @@ def expect_file(tmp_path: Path, data: bytes = ORIGINAL) -> Path:
 
 
 def verify(*args):
-    return CliRunner().invoke(app, ["run", *map(str, args)])
-
-
-def read_report(archive: Path) -> dict:
-    return json.loads(archive.with_name(archive.name + ".verify.json").read_text())
+    return CliRunner().invoke(app, ["run", *map(str, args), *MODE])
 
 
 # ------------------------------------------------------------------------- CLI
@@ -138,8 +85,13 @@ def test_pass_writes_report(tmp_path):
     assert env["project_importable"] is False
     assert env["isolated_flags"]["isolated"] == 1
     assert env["install_method"] in ("pip", "link")
-    assert set(env["env"]) == {"PATH", "HOME", "LANG", *clean_env.THREAD_VARS}
-    assert report["config"] == {"model": "fake"}
+    assert {"PATH", "HOME", "LANG", *sandbox.THREAD_VARS} <= set(env["env"]) <= {
+        "PATH", "HOME", "LANG", "LD_LIBRARY_PATH", *sandbox.THREAD_VARS}
+    assert report["isolation"]["level"] == ("bwrap" if NO_BWRAP is None else "none")
+    assert report["limits"]["defaults"] == ["max_seconds", "max_rss_bytes"]  # both enforced by default
+    assert report["limits"]["max_seconds"] >= 600 and report["limits"]["max_rss_bytes"] == 10 << 30
+    assert report["memory"]["method"] in ("cgroup-v2", "cgroup-v1", "rlimit-as")
+    assert report["config"]["model"] == {"kind": "fake"}
     assert "T" in report["date"]
 
 
@@ -185,15 +137,15 @@ def test_max_seconds_kills_decoder(tmp_path):
     assert any("max-seconds" in r for r in report["reasons"])
 
 
-def test_max_rss_measures_the_decoder_itself(tmp_path):
+def test_max_rss_is_enforced_and_measured(tmp_path):
     archive = make_archive(tmp_path, "hungry")
     expect = expect_file(tmp_path)
     result = verify(archive, "--expect", expect, "--max-rss", "100M")
     assert result.exit_code == 1
     report = read_report(archive)
-    assert report["peak_rss_bytes"] >= 300 << 20  # the python under unshare, not unshare
-    assert any("peak RSS" in r for r in report["reasons"])
+    assert any("--max-rss" in r for r in report["reasons"]), report["reasons"]
     assert verify(archive, "--expect", expect, "--max-rss", "2G").exit_code == 0
+    assert read_report(archive)["peak_rss_bytes"] >= 300 << 20
 
 
 def test_wrong_expect_file_fails(tmp_path):
@@ -261,43 +213,43 @@ def test_project_not_importable_in_clean_env(tmp_path):
     assert set(modules) == set(clean_env.PROJECT_MODULES) and not any(modules.values())
 
 
-def test_importable_project_fails_loudly(tmp_path, venv_cache, monkeypatch):
-    # Leak the project into a throwaway copy of the venv: verification must fail.
-    leaky = clean_env.Venv(tmp_path / "leaky", venv_cache.method, venv_cache.requirements)
-    clean_env.venv.create(leaky.path, with_pip=False, symlinks=True)
-    (clean_env._site_packages(leaky.path) / "project.pth").write_text(str(ROOT) + "\n")
+def test_importable_project_fails_loudly_unsandboxed(tmp_path, venv_cache, monkeypatch):
+    # Leak the project into a throwaway copy of the venv: without the sandbox, verification must fail.
+    leaky = leaky_venv(tmp_path, venv_cache)
     monkeypatch.setattr(clean_env, "ensure_venv", lambda runtime: leaky)
     archive = make_archive(tmp_path, "good")
-    result = verify(archive, "--expect", expect_file(tmp_path))
+    result = CliRunner().invoke(app, ["run", str(archive), "--expect", str(expect_file(tmp_path)), "--unsandboxed"])
     assert result.exit_code == 1
     assert "PROJECT MODULES IMPORTABLE" in result.output
-    assert read_report(archive)["clean_env"]["project_importable"] is True
+    report = read_report(archive)
+    assert report["clean_env"]["project_importable"] is True and report["isolation"]["level"] == "none"
+
+
+def leaky_venv(tmp_path: Path, like: clean_env.Venv) -> clean_env.Venv:
+    """A venv with a .pth that puts the project on sys.path (what a poisoner could plant)."""
+    leaky = clean_env.Venv(tmp_path / "leaky", like.method, like.requirements)
+    clean_env.venv.create(leaky.path, with_pip=False, symlinks=True)
+    (clean_env._site_packages(leaky.path) / "project.pth").write_text(str(ROOT) + "\n")
+    return leaky
 
 
 @pytest.mark.parametrize("namespace", ["as the OS gives", "none"])
-def test_network_is_cut_or_reported_open(tmp_path, monkeypatch, namespace):
-    """Where the OS gives a network namespace the decoder cannot reach a server on the host and
-    the report says the network was cut; where it gives none ("none" forces that) the report
-    says so, and the archive that reached the server fails verification."""
+def test_network_unsandboxed_is_cut_or_reported_open(tmp_path, monkeypatch, namespace):
+    """--unsandboxed: where the OS gives a network namespace the decoder cannot reach a server on
+    the host and the report says the network was cut; where it gives none ("none" forces that)
+    the report says so, and the archive that reached the server fails verification."""
     if namespace == "none":
-        monkeypatch.setattr(clean_env, "network_prefix", lambda: ())
-    cut = bool(clean_env.network_prefix())
+        monkeypatch.setattr(sandbox, "network_prefix", lambda: ())
+    cut = bool(sandbox.network_prefix())
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     try:
         archive = make_archive(tmp_path, "network", original=b"net-cut", PORT=port)
-        result = verify(archive, "--expect", expect_file(tmp_path, b"net-cut"))
+        result = CliRunner().invoke(app, ["run", str(archive), "--expect", str(expect_file(tmp_path, b"net-cut")), "--unsandboxed"])
     finally:
         server.close()
     assert result.exit_code == (0 if cut else 1), result.output
     assert read_report(archive)["clean_env"]["network_cut"] is cut
-
-
-def test_unshare_execs_in_place(tmp_path, venv_cache):
-    # wait4 on our child must measure python itself, so no intermediate process.
-    sandbox = clean_env.make_sandbox(venv_cache)
-    result = clean_env.run_sandboxed(sandbox, ["-c", "import os; print(os.getpid())"], tmp_path)
-    assert int(result.stdout) == result.pid
 
 
 def test_venv_is_cached_and_minimal(venv_cache):

@@ -1,13 +1,10 @@
-"""The clean environment an archive is decoded in.
+"""The clean virtual environment an archive is decoded with.
 
-Two halves:
-
-* `ensure_venv(runtime)` builds (once, then caches) a virtual environment that
-  holds only the decoder's runtime distributions, pinned to the host's versions
-  so the decoder computes exactly what the encoder computed.
-* `run_decoder(...)` / `probe(...)` run that venv's python in isolated mode
-  (`-I`), from an empty directory, with a scrubbed environment and, where the
-  kernel lets us, no network (`unshare --net`).
+`ensure_venv(runtime)` builds (once, then caches) a virtual environment that
+holds only the decoder's runtime distributions, pinned to the host's versions
+so the decoder computes exactly what the encoder computed. The sandbox
+(`verify/sandbox.py`) shows it to the decoder read-only, and only the files of
+those distributions (`runtime_entries`).
 
 Install methods (recorded in the venv's `hutter-venv.json`):
 
@@ -31,14 +28,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import venv
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from submissions.errors import UserError
@@ -46,7 +40,6 @@ from submissions.errors import UserError
 PROJECT_MODULES = ("pipeline", "tokenizer", "models", "submissions", "verify")
 # Distributions never pip-installed: huge wheels, host-specific builds.
 LINK_ONLY = {"torch"}
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 MARKER_FILE = "hutter-venv.json"
 PIP_FLAGS = ["--no-input", "--disable-pip-version-check", "--retries", "1", "--timeout", "20"]
 
@@ -124,11 +117,15 @@ def venv_key(requirements: list[str]) -> str:
 
 
 def ensure_venv(runtime: list[str]) -> Venv:
-    """The cached clean venv for this runtime, built atomically on first use."""
+    """The cached clean venv for this runtime, built atomically on first use, and again when
+    something foreign appeared in it (a .pth an --unsandboxed archive planted)."""
     requirements = pinned_requirements(runtime)
     final = cache_root() / venv_key(requirements)
     if (final / MARKER_FILE).is_file():
-        return _load_venv(final)
+        cached = _load_venv(final)
+        if not foreign_entries(cached):
+            return cached
+        _discard(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -195,148 +192,32 @@ def _link_install(path: Path, runtime: list[str]) -> None:
                 (site / entry).symlink_to(source)
 
 
-# ---------------------------------------------------------------------- sandbox
+def foreign_entries(venv_: Venv) -> list[Path]:
+    """What the venv's site-packages holds beyond its distributions' own files."""
+    site = _site_packages(venv_.path)
+    if not site.is_dir():
+        return []
+    own = set(runtime_entries(venv_)) | {site / "__pycache__"}
+    return sorted(set(site.iterdir()) - own)
 
 
-@dataclass
-class RunResult:
-    pid: int
-    returncode: int
-    seconds: float
-    peak_rss: int  # bytes
-    timed_out: bool
-    stdout: str
-    stderr: str
-
-
-@dataclass
-class Sandbox:
-    """How the decoder is run; everything here goes into the report."""
-
-    venv: Venv
-    threads: int = 1
-    network_prefix: list[str] = field(default_factory=list)
-
-    @property
-    def network_cut(self) -> bool:
-        return bool(self.network_prefix)
-
-    def env(self, home: Path) -> dict[str, str]:
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
-        env.update({var: str(self.threads) for var in THREAD_VARS})
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        return [*self.network_prefix, str(self.venv.python), "-I", *args]
-
-
-def make_sandbox(venv_: Venv, threads: int = 1) -> Sandbox:
-    return Sandbox(venv=venv_, threads=threads, network_prefix=list(network_prefix()))
-
-
-@cache
-def network_prefix() -> tuple[str, ...]:
-    """`unshare --net` (root) or with --map-root-user (rootless); () if neither works."""
-    unshare = shutil.which("unshare")
-    if not unshare:
-        return ()
-    for flags in (["--net"], ["--net", "--map-root-user"]):
-        try:
-            ok = subprocess.run([unshare, *flags, "--", "true"], capture_output=True, timeout=30).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            ok = False
-        if ok:
-            return (unshare, *flags, "--")
-    return ()
-
-
-def run_sandboxed(sandbox: Sandbox, args: list[str], workdir: Path, timeout: float | None = None) -> RunResult:
-    """Run the venv python with `args` in `workdir` (cwd and HOME), measuring time and peak RSS.
-
-    `unshare` execs the command in place (no --fork), so the pid we wait on is
-    python's and os.wait4's rusage is the decoder's own (plus any children it reaped).
-    """
-    logs = Path(tempfile.mkdtemp(prefix="verify-logs-"))
+def _discard(path: Path) -> None:
+    """Move a cached venv out of the way (a concurrent verify keeps what it has open), then delete it."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.discarded.", dir=path.parent))
     try:
-        with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                sandbox.argv(*args), cwd=workdir, env=sandbox.env(workdir),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-            )
-            status, usage, timed_out = _wait(proc, start, timeout)
-            seconds = time.monotonic() - start
-        return RunResult(
-            pid=proc.pid, returncode=proc.returncode, seconds=seconds, peak_rss=usage.ru_maxrss * 1024,
-            timed_out=timed_out,
-            stdout=(logs / "stdout").read_text(errors="replace"),
-            stderr=(logs / "stderr").read_text(errors="replace"),
-        )
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
+        os.rename(path, trash / "venv")
+    except OSError:
+        pass  # a concurrent verify moved it first
+    shutil.rmtree(trash, ignore_errors=True)
 
 
-def _wait(proc: subprocess.Popen, start: float, timeout: float | None):
-    """Reap `proc` with wait4, killing its process group once past `timeout`.
-
-    Polling (rather than a timer thread) means we only ever signal a pid we
-    have not reaped yet, so we can never hit a recycled pid.
-    """
-    timed_out = False
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if timeout is not None and not timed_out and time.monotonic() - start > timeout:
-            os.killpg(proc.pid, signal.SIGKILL)
-            timed_out = True
-        time.sleep(0.005)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it is reaped
-    return status, usage, timed_out
-
-
-# ---------------------------------------------------------------- decode, probe
-
-
-PROBE = """
-import importlib.metadata as m, importlib.util as u, json, sys
-def version(name):
-    try:
-        return m.version(name)
-    except m.PackageNotFoundError:
-        return None
-print(json.dumps({
-    "python": sys.version.split()[0],
-    "packages": {n: version(n) for n in NAMES},
-    "importable": {n: u.find_spec(n) is not None for n in PROJECT},
-    "flags": {f: getattr(sys.flags, f) for f in ("isolated", "ignore_environment", "no_user_site", "safe_path")},
-    "sys_path": sys.path,
-}))
-"""
-
-
-def probe(sandbox: Sandbox, workdir: Path) -> dict:
-    """Ask the clean env's python (same flags, cwd, env) what it can see."""
-    names = sorted({r.split("==")[0] for r in sandbox.venv.requirements})
-    code = f"NAMES = {names!r}\nPROJECT = {list(PROJECT_MODULES)!r}\n{PROBE}"
-    result = run_sandboxed(sandbox, ["-c", code], workdir, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"clean-env probe failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
-
-
-@dataclass
-class Decode:
-    result: RunResult
-    facts: dict  # what the probe saw inside the sandbox
-
-
-def decode(sandbox: Sandbox, archive: Path, output: Path, timeout: float | None = None) -> Decode:
-    """Run `python -I ARCHIVE -o OUTPUT` from an empty dir holding only a copy of the archive."""
-    with tempfile.TemporaryDirectory(prefix="verify-run-") as tmp:
-        workdir = Path(tmp)
-        copy = workdir / archive.name
-        shutil.copyfile(archive, copy)
-        facts = probe(sandbox, workdir)
-        result = run_sandboxed(sandbox, [str(copy), "-o", str(output)], workdir, timeout)
-    return Decode(result=result, facts=facts)
+def runtime_entries(venv_: Venv) -> list[Path]:
+    """The venv's site-packages entries that belong to its pinned distributions: what a
+    sandbox shows of it. Anything else there (a .pth someone planted) is left out."""
+    site = _site_packages(venv_.path)
+    wanted = {_canon(r.split("==")[0]) for r in venv_.requirements}
+    entries: set[str] = set()
+    for dist in metadata.distributions(path=[str(site)]):
+        if _canon(dist.metadata["Name"]) in wanted:
+            entries |= _top_level_entries(dist)
+    return [site / name for name in sorted(entries) if (site / name).exists()]
