@@ -16,6 +16,7 @@ their vocabulary. The zip CRC-32 of `d` is checked when it is read.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import json
 import lzma
@@ -290,7 +291,18 @@ def program_kind(model_config: dict) -> str:
 
 def decoder_modules(model_kind: str) -> dict[str, str]:
     """Module name (`decoder`, `decoder.restore`, ...) -> minified source, for this model kind:
-    comments, docstrings and annotations stripped, local names shortened, whitespace minimal."""
+    comments, docstrings and annotations stripped, local and module-level names shortened,
+    whitespace minimal."""
+    return dict(_decoder_modules(model_kind, _decoder_sources_stamp()))
+
+
+def _decoder_sources_stamp() -> tuple:
+    """What the minified program depends on: each decoder file's name, size and mtime."""
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(DECODER_DIR.glob("*.py")))
+
+
+@functools.lru_cache(maxsize=8)  # minifying takes ~2 s; tests and sweeps pack many archives in one process
+def _decoder_modules(model_kind: str, stamp: tuple) -> dict[str, str]:
     stripped = {}
     skip = unused_modules(model_kind)
     for path in sorted(DECODER_DIR.glob("*.py")):
