@@ -39,6 +39,7 @@ from typing import Optional
 
 from submissions.errors import UserError
 from submissions.fileio import require_file
+from verify.report import sandbox_refusal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RECORDS_DIR = PROJECT_ROOT / "submissions" / "results"
@@ -163,6 +164,9 @@ def check_live_report(path: Path, report: Optional[dict]) -> tuple[Optional[Ours
         return None, "not a verification report of `verify run`"
     if report["passed"] is not True:
         return None, "did not pass `verify run`: " + "; ".join(report.get("reasons") or ["(no reason given)"])
+    unsandboxed = sandbox_refusal(report)  # an unsandboxed decoder could have read the expected file
+    if unsandboxed:
+        return None, unsandboxed
     archive = report["archive"]
     expected = archive.get("sha256")
     if not expected:

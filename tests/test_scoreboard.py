@@ -204,6 +204,17 @@ def test_a_report_whose_archive_changed_is_refused(tmp_path):
     assert rows == [] and "is gone" in refusals[0].reason
 
 
+@pytest.mark.parametrize("isolation", [{"level": "none"}, None])
+def test_a_report_of_an_unsandboxed_verification_is_refused(tmp_path, isolation):
+    """An unsandboxed decoder could have read the expected file: its PASS does not count."""
+    data_file, _, report = make_verified(tmp_path)
+    written = json.loads(report.read_text())
+    written["isolation"] = isolation
+    report.write_text(json.dumps(written))
+    rows, refusals, _ = our_rows([report], None, file_digests(data_file))
+    assert rows == [] and "sandboxed" in refusals[0].reason
+
+
 def test_failed_unhashed_and_foreign_reports_are_not_on_the_board(tmp_path):
     data_file, _, failed = make_verified(tmp_path, name="failed.arc", passed=False)
     _, _, old = make_verified(tmp_path, name="old.arc")
