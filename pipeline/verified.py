@@ -3,8 +3,8 @@
 Two sources, one rule each:
 
 * a **live** verification report (`verify run ... --report R.json`, found under `runs/` or
-  given with `--report`) counts when it passed, its original's sha256 is the data file's,
-  and the archive it names is still there with the sha256 it had when verified (re-hashed
+  given with `--report`) counts when it passed inside the sandbox, its original's sha256 is
+  the data file's, and the archive it names is still there with the sha256 it had when verified (re-hashed
   now). Anything else is refused with its reason and left off the board;
 * a **recorded** result (`submissions/results/*.json`, written by `pipeline submit` from a
   passing live report and committed) cannot carry its archive (archives are not committed),
