@@ -259,15 +259,13 @@ def _edit_globals(source: str, tree: ast.Module, mapping: dict[str, str], submod
         return None
 
 
-class _MapAll(ast.NodeTransformer):
-    """The program-wide renaming on an AST: the check of the text edits."""
+class _MapAll(_Rename):
+    """The program-wide renaming on an AST: the check of the text edits (no argument has a
+    renamed name: _blocked_globals holds every argument name)."""
 
     def __init__(self, mapping: dict[str, str], submodules: set[str]):
-        self.mapping, self.submodules = mapping, submodules
-
-    def visit_Name(self, node):
-        node.id = self.mapping.get(node.id, node.id)
-        return node
+        super().__init__(mapping)
+        self.submodules = submodules
 
     def visit_FunctionDef(self, node):
         node.name = self.mapping.get(node.name, node.name)
