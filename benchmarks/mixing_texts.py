@@ -1,7 +1,7 @@
 """Our models beside the strongest standard compressors on several real texts.
 
 For every file: train + pack with each of our model kinds (real archives, every
-one restored byte-exactly by `verify run` in the clean environment), then the
+one restored byte-exactly by `verify run` in its sandbox), then the
 baselines on the same bytes, each round-trip checked. Prints a markdown table
 (total archive bytes, bits per byte, our decode speed) and writes it to --out.
 
@@ -87,8 +87,8 @@ def main() -> None:
         "# Context mixing beside standard compressors on real texts\n\n"
         f"Measured {datetime.date.today()} on {platform.machine()} Linux, {os.cpu_count()} cores, Python "
         f"{platform.python_version()} (`python benchmarks/mixing_texts.py {' '.join(sys.argv[1:])}`). "
-        "Our rows are real archives restored byte-exactly by `verify run` in the clean environment; decode "
-        "seconds are that restore (numpy, 1 thread). Baselines are round-trip checked.\n\n"
+        "Our rows are real archives restored byte-exactly by `verify run` in its sandbox; decode "
+        "seconds are that restore, compiling the kernels included (1 thread). Baselines are round-trip checked.\n\n"
     )
     tables = []
     for path in args.files:
