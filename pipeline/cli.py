@@ -351,12 +351,7 @@ def submit(
         from submissions.fileio import atomic_write_text, check_output
         from pipeline.verified import RECORDS_DIR, make_record, record_name
 
-        from verify.report import sandbox_refusal
-
-        record = make_record(report, data_file, run, pack_seconds)  # refuses unreadable or failed reports
-        refusal = sandbox_refusal(json.loads(report.read_text()))
-        if refusal:
-            raise UserError(f"{report} {refusal}")
+        record = make_record(report, data_file, run, pack_seconds)  # refuses unreadable, failed or unsandboxed reports
         target = output or RECORDS_DIR / record_name(record)
         check_output(target, force, inputs=(report,))
         atomic_write_text(target, json.dumps(record, indent=2) + "\n")

@@ -123,10 +123,10 @@ def rename_locals(source: str, keep: set[str] = frozenset()) -> str:
     tree = ast.parse(source)
     words = {t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME}
     keep = set(keep) | _module_globals(tree) | set(dir(builtins))
-    edits, plans = [], []
+    edits, plans, taken = [], [], words | keep
     for function, is_method in _functions(tree):
         counts = _renamable(function, is_method, keep)
-        names = _short_names(words | keep)
+        names = _short_names(taken)
         mapping = {name: next(names) for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
         mapping = {old: new for old, new in mapping.items() if len(new) < len(old)}
         if not mapping:
@@ -188,7 +188,7 @@ def _blocked_globals(trees: dict[str, ast.Module], package_modules: set[str]) ->
                         blocked.add(sub.id)
                     elif isinstance(sub, ast.ExceptHandler) and sub.name:
                         blocked.add(sub.name)
-                    elif isinstance(sub, ast.alias) and sub is not None:
+                    elif isinstance(sub, ast.alias):
                         blocked.add((sub.asname or sub.name).split(".")[0])
             elif isinstance(node, ast.Import):
                 blocked.update((a.asname or a.name).split(".")[0] for a in node.names)

@@ -400,7 +400,7 @@ def predict_bit(s, b, depth, node, neural):
     cell = (1 << in_group) | (node & ((1 << in_group) - 1))  # the node's cell in its group's bucket
     inputs = s.inputs
     seen_first, seen_rest = 0, 0
-    for c in range(n_contexts):  # inputs: stretch(p) of a seen context, UNSEEN for one never seen
+    for c in range(n_contexts):  # inputs: stretch(p) of a seen context, UNSEEN for one never seen; its run
         counts = I(s.buckets[s.bucket_at[c] + cell])
         if counts:
             state = c * CELL_STATES + cell_state(counts)
@@ -413,7 +413,6 @@ def predict_bit(s, b, depth, node, neural):
         else:
             s.state_at[c] = -1
             inputs[c], inputs[n_contexts + c] = 0, UNSEEN
-    for c in range(n_contexts):
         inputs[2 * n_contexts + c] = run_input(s.run_maps, s.run_found, s.run_alive, c, node, depth, n_bits)
     n = 3 * n_contexts
     for m in range(s.params[N_MATCHES]):
