@@ -2,9 +2,11 @@
 (numba.njit here, plain Python with NUMBA_DISABLE_JIT=1, like the kernels themselves)."""
 
 import numba
+import numpy as np
 
 from submissions.decoder.mixing import claim_bucket, count_bit, map_learn, map_p, mix_dot, mix_learn, squash_of
 from submissions.decoder.mixing_model import record_token, token_facts
+from submissions.decoder.online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from submissions.decoder.binary_coder import code_bit
 
 
@@ -56,3 +58,24 @@ def code_bits(coder, streams, zeros, bits):
     for i in range(len(streams)):
         out[i] = code_bit(coder, streams[i], zeros[i], bits[i])
     return out
+
+
+@numba.njit
+def online_costs(s, tokens, n_bits):
+    """The online network alone on stream 0: per token, the bits its own predictions cost
+    (context hashes as the model left them: the test fixes them), learning as it goes."""
+    costs = np.zeros(len(tokens))
+    for t in range(len(tokens)):
+        online_hidden(s, 0)
+        node = 1
+        for depth in range(n_bits):
+            bit = tokens[t] >> (n_bits - 1 - depth) & 1
+            p = squash_of(online_logit(s, node, depth)) / 4096
+            costs[t] -= np.log2(p if bit else 1 - p)
+            online_learn_bit(s, node, depth, bit)
+            node = 2 * node + bit
+        online_learn_token(s, 0)
+        for j in range(s.history.shape[1] - 1, 0, -1):
+            s.history[0, j] = s.history[0, j - 1]
+        s.history[0, 0] = tokens[t] + 1
+    return costs

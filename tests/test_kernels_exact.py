@@ -30,7 +30,7 @@ tokens = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
 tokens[::7] = 256 + tokens[::7] % 10  # some multi-byte tokens too
 out = {}
 for streams in (2,):  # one stream or several: the same code, one more loop turn
-    mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, count_limit=3, match_lengths=(2, 5)), token_bytes=table)
+    mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, count_limit=3, match_lengths=(2, 5), online_table_bits=8), token_bytes=table)
     out[f"mix payload {streams}"] = hashlib.sha256(encoding.encode(mix, tokens, streams, 28)).hexdigest()
     out[f"mix tables {streams}"] = digest(mix.state)
 context = ContextModel(len(table), 2, 20, ContextConfig(max_order=3, hashed_rows=61, count_limit=30))
@@ -39,8 +39,8 @@ out["context tables"] = digest([context.counts0, context.counts, context.totals,
 floats = []
 if jit.numba is not None and not jit.numba.config.DISABLE_JIT:
     import numba
-    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model, run_model
-    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model, run_model):
+    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model, online_model, run_model
+    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model, online_model, run_model):
         for name, kernel in vars(module).items():
             for result in getattr(kernel, "overloads", {}).values():
                 typemap = result.type_annotation.typemap

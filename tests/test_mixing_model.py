@@ -317,7 +317,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "fae7782c142129d6"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "0f16ae08658baae0"
 
 
 def test_a_changed_payload_is_refused():

@@ -53,6 +53,7 @@ from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import CLASSES as MATCH_CLASSES
 from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
+from .online_model import new_online_state, online_hidden, online_learn_bit, online_learn_token, online_logit
 from .run_model import new_run_state, run_find, run_input, run_learn, run_record
 from .mixing import (
     CELL_STATES,
@@ -87,7 +88,7 @@ TOKEN_REFINER_CONTEXTS = 1 << 16  # the second and third refiners' contexts: (la
 NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
 
 # params: the model's scalars, one int64 array
-N_BITS, VOCAB, STREAMS, BUCKET_BITS, COUNT_LIMIT, RATE, N_CONTEXTS, N_MATCHES, HAS_NEURAL = range(9)
+N_BITS, VOCAB, STREAMS, BUCKET_BITS, COUNT_LIMIT, RATE, N_CONTEXTS, N_MATCHES, HAS_NEURAL, HAS_ONLINE = range(10)
 # text: per stream, uint64 columns
 BYTES, TEXT_WORD, TEXT_PREVIOUS_WORD, TEXT_WORD_BEFORE, TEXT_FOLDED, TEXT_MARK, TEXT_MARK_BEFORE, TEXT_MARK_WORD, TEXT_SCOPE = range(9)
 # lines: per stream, int64 columns
@@ -119,13 +120,20 @@ class MixConfig:
     match_lengths: tuple = (2, 4)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 20  # mixer step size
-
+    online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
+    online_tokens: int = 3  # its inputs: the embeddings of the last this many tokens
+    online_rates: tuple = (8, 256)  # its learning rates in 1/1024: output weights, embeddings
+    # and of these contexts, by salt (those the model has): orders 2-4, text 1/3/8 bytes, word (3), two words before, column + word, mark + word, indirect (2)
+    online_contexts: tuple = (1003, 1007, 1015, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101)
+    online_table_bits: int = 18  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (96 MiB at 96 units)
     def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
         object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
         object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
         object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
         object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
         object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
+        object.__setattr__(self, "online_rates", tuple(int(r) for r in self.online_rates))
+        object.__setattr__(self, "online_contexts", tuple(int(c) for c in self.online_contexts))
 
 
 MixState = namedtuple(
@@ -134,6 +142,7 @@ MixState = namedtuple(
     " final_offset refiner match_refiner match_table match_state match_hash match_maps match_lengths match_local"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
     " run_table run_maps run_found run_alive"
+    " online_params online_contexts embed context_embed context_rows out_w h grad_h online_logits"
     " facts context_hash bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive refine_at",
 )
 
@@ -185,7 +194,7 @@ def _part_codes(rows: list) -> np.ndarray:
 
 class ContextMixingModel:
     runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
-    modules = ("mixing_model", "mixing", "match_model", "run_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
@@ -199,16 +208,18 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
         self.contexts = context_table(config, n_streams, len(lengths))
+        online_rows = [i for i, (_, salt, _) in enumerate(self.contexts) if salt in config.online_contexts]
         selectors = selector_table(config)
-        n_inputs = 3 * len(self.contexts) + len(lengths) + (neural is not None) + 1  # per context 3, + bias
+        online = config.online_hidden > 0
+        n_inputs = 3 * len(self.contexts) + len(lengths) + (neural is not None) + online + 1  # per context 3, + bias
         sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
         by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
         final_sets = [size * n_bits for _, _, size, _ in FINAL_LAYER]
         weights, uses = new_mixer(sum(sets), n_inputs)
         final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
-        history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
-        params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None]
+        history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders) + [config.online_tokens * online])
+        params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None, online]
         n_selectors = len(selectors)
         arrays = dict(
             params=np.array(params, dtype=np.int64),
@@ -237,6 +248,7 @@ class ContextMixingModel:
             token_ring=np.zeros(1 << TOKEN_RING_BITS, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32),
             **_text_tables(token_bytes),
             **new_run_state(len(self.contexts), n_bits),
+            **new_online_state(config.online_hidden, config.online_tokens, config.online_rates, online_rows, config.online_table_bits, vocab_size, n_bits),
             followed=np.zeros(vocab_size + 1, dtype=np.uint64),  # by last token + 1: (older follower + 1) << 16 | newer + 1
             followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint64),  # the same by a hash of the last two
             facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
@@ -317,6 +329,8 @@ def code_token(s, coder, b, position, token, neural):
     """Code stream b's token (given when encoding) bit by bit; return it."""
     n_bits, vocab, prob_bits = s.params[N_BITS], s.params[VOCAB], coder.vars[CODER_PROB_BITS]
     token_facts(s, b, position)
+    if s.params[HAS_ONLINE]:
+        online_hidden(s, b)
     decoding = coder.vars[DECODING]
     node = I(1)  # I(): a literal 1 would make numba compile the callees twice
     for depth in range(n_bits):
@@ -330,7 +344,11 @@ def code_token(s, coder, b, position, token, neural):
         bit = 0 if decoding else token >> below & 1
         bit = code_bit(coder, b, (PROB_ONE - p) << (prob_bits - PROB_BITS), bit)
         learn_bit(s, depth, node, bit)
+        if s.params[HAS_ONLINE]:
+            online_learn_bit(s, node, depth, bit)
         node = 2 * node + bit
+    if s.params[HAS_ONLINE]:
+        online_learn_token(s, b)
     return node - (1 << n_bits)
 
 
@@ -420,6 +438,9 @@ def predict_bit(s, b, depth, node, neural):
         n += 1
     if s.params[HAS_NEURAL]:
         inputs[n] = neural_input(neural, b, node, depth, n_bits)
+        n += 1
+    if s.params[HAS_ONLINE]:
+        inputs[n] = online_logit(s, node, depth)
         n += 1
     inputs[len(inputs) - 1] = BIAS
     match_class = s.match_alive[0, 0] if s.params[N_MATCHES] else 0

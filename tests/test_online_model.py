@@ -1,0 +1,41 @@
+"""The network that learns while it codes (online_model.py), one input of the mixing model.
+Its exactness (compiled vs plain Python) is in test_kernels_exact.py, its bitstream pinned in
+test_mixing_model.py (the default config has it)."""
+
+from __future__ import annotations
+
+import kernels
+import numpy as np
+from test_mixing_model import model, round_trip
+
+from submissions.decoder.contexts import context_table
+
+
+def test_the_network_alone_learns_a_repeated_pattern():
+    pattern = np.random.default_rng(1).integers(0, 256, 12)
+    m = model(256, 1, table_bits=12, online_table_bits=10)
+    costs = kernels.online_costs(m.state, np.tile(pattern, 60), 8)
+    assert costs[:12].mean() > 8  # it starts knowing nothing (8 bits of a byte)
+    assert costs[-120:].mean() < 0.8 * costs[:120].mean()
+
+
+def test_the_network_makes_text_smaller(text_sample):
+    tokens = np.frombuffer(text_sample[:20000], dtype=np.uint8).astype(np.int64)
+    with_network = round_trip(tokens, 256, 1, table_bits=18)
+    without = round_trip(tokens, 256, 1, table_bits=18, online_hidden=0)
+    assert len(with_network) < 0.99 * len(without)
+
+
+def test_without_the_network_its_arrays_are_empty():
+    state = model(256, 2, table_bits=12, online_hidden=0).state
+    assert state.embed.size == state.context_embed.size == state.out_w.size == state.online_contexts.size == 0
+    assert len(state.inputs) == len(model(256, 2, table_bits=12).state.inputs) - 1
+
+
+def test_it_embeds_the_listed_contexts_the_model_has():
+    """online_contexts names contexts by salt; those a config turns off are left out."""
+    m = model(256, 1, table_bits=12, word=False)
+    salts = [salt for _, salt, _ in context_table(m.config, 1, 3)]
+    embedded = sorted(salts[i] for i in m.state.online_contexts)
+    assert embedded == sorted(set(m.config.online_contexts) - {200, 201, 202, 961})
+    assert len(embedded) == len(m.config.online_contexts) - 4
