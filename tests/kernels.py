@@ -62,11 +62,12 @@ def code_bits(coder, streams, zeros, bits):
 
 @numba.njit
 def online_costs(s, tokens, n_bits):
-    """The online network alone on stream 0: per token, the bits its own predictions cost
-    (context hashes as the model left them: the test fixes them), learning as it goes."""
+    """The online network alone on stream 0: per token, the bits its own predictions cost,
+    learning as it goes (the model's facts and context hashes kept as when coding)."""
     costs = np.zeros(len(tokens))
     for t in range(len(tokens)):
-        online_hidden(s, 0)
+        token_facts(s, 0, t)
+        online_hidden(s)
         node = 1
         for depth in range(n_bits):
             bit = tokens[t] >> (n_bits - 1 - depth) & 1
@@ -74,8 +75,6 @@ def online_costs(s, tokens, n_bits):
             costs[t] -= np.log2(p if bit else 1 - p)
             online_learn_bit(s, node, depth, bit)
             node = 2 * node + bit
-        online_learn_token(s, 0)
-        for j in range(s.history.shape[1] - 1, 0, -1):
-            s.history[0, j] = s.history[0, j - 1]
-        s.history[0, 0] = tokens[t] + 1
+        online_learn_token(s)
+        record_token(s, 0, t, tokens[t])
     return costs

@@ -8,15 +8,16 @@ import kernels
 import numpy as np
 from test_mixing_model import model, round_trip
 
-from submissions.decoder.contexts import context_table
+from submissions.decoder.contexts import ONLINE_SALTS, context_table
 
 
 def test_the_network_alone_learns_a_repeated_pattern():
     pattern = np.random.default_rng(1).integers(0, 256, 12)
     m = model(256, 1, table_bits=12, online_table_bits=10)
-    costs = kernels.online_costs(m.state, np.tile(pattern, 60), 8)
-    assert costs[:12].mean() > 8  # it starts knowing nothing (8 bits of a byte)
-    assert costs[-120:].mean() < 0.8 * costs[:120].mean()
+    with np.errstate(over="ignore"):  # wrapping hashes (numpy scalars warn with JIT off)
+        costs = kernels.online_costs(m.state, np.tile(pattern, 60), 8)
+    assert costs[:12].mean() > 7.5  # it starts knowing nothing (8 bits of a byte)
+    assert costs[-120:].mean() < 0.5  # the contexts it embeds tell the next byte, once learned
 
 
 def test_the_network_makes_text_smaller(text_sample):
@@ -28,14 +29,14 @@ def test_the_network_makes_text_smaller(text_sample):
 
 def test_without_the_network_its_arrays_are_empty():
     state = model(256, 2, table_bits=12, online_hidden=0).state
-    assert state.embed.size == state.context_embed.size == state.out_w.size == state.online_contexts.size == 0
+    assert state.embed.size == state.online_contexts.size == 0
     assert len(state.inputs) == len(model(256, 2, table_bits=12).state.inputs) - 1
 
 
 def test_it_embeds_the_listed_contexts_the_model_has():
-    """online_contexts names contexts by salt; those a config turns off are left out."""
+    """ONLINE_SALTS names contexts by salt; those a config turns off are left out."""
     m = model(256, 1, table_bits=12, word=False)
     salts = [salt for _, salt, _ in context_table(m.config, 1, 3)]
     embedded = sorted(salts[i] for i in m.state.online_contexts)
-    assert embedded == sorted(set(m.config.online_contexts) - {200, 201, 202, 961})
-    assert len(embedded) == len(m.config.online_contexts) - 4
+    assert embedded == sorted(set(ONLINE_SALTS) - {200, 201, 202, 961})
+    assert len(embedded) == len(ONLINE_SALTS) - 4

@@ -37,6 +37,7 @@ from .contexts import (
     MATCHES,
     NESTING_BRACKETS,
     NODE_SETS,
+    ONLINE_SALTS,
     SEEN_CLASS,
     TEXT_PARTS,
     TOKEN_PARTS,
@@ -121,10 +122,7 @@ class MixConfig:
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 20  # mixer step size
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
-    online_tokens: int = 3  # its inputs: the embeddings of the last this many tokens
     online_rates: tuple = (8, 256)  # its learning rates in 1/1024: output weights, embeddings
-    # and of these contexts, by salt (those the model has): orders 2-4, text 1/3/8 bytes, word (3), two words before, column + word, mark + word, indirect (2)
-    online_contexts: tuple = (1003, 1007, 1015, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101)
     online_table_bits: int = 18  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (96 MiB at 96 units)
     def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
         object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
@@ -133,7 +131,6 @@ class MixConfig:
         object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
         object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
         object.__setattr__(self, "online_rates", tuple(int(r) for r in self.online_rates))
-        object.__setattr__(self, "online_contexts", tuple(int(c) for c in self.online_contexts))
 
 
 MixState = namedtuple(
@@ -142,7 +139,7 @@ MixState = namedtuple(
     " final_offset refiner match_refiner match_table match_state match_hash match_maps match_lengths match_local"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
     " run_table run_maps run_found run_alive"
-    " online_params online_contexts embed context_embed context_rows out_w h grad_h online_logits"
+    " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
     " facts context_hash bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive refine_at",
 )
 
@@ -208,9 +205,9 @@ class ContextMixingModel:
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
         lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
         self.contexts = context_table(config, n_streams, len(lengths))
-        online_rows = [i for i, (_, salt, _) in enumerate(self.contexts) if salt in config.online_contexts]
-        selectors = selector_table(config)
         online = config.online_hidden > 0
+        online_rows = [i for i, (_, salt, _) in enumerate(self.contexts) if online and salt in ONLINE_SALTS]
+        selectors = selector_table(config)
         n_inputs = 3 * len(self.contexts) + len(lengths) + (neural is not None) + online + 1  # per context 3, + bias
         sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
         by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
@@ -218,7 +215,7 @@ class ContextMixingModel:
         final_sets = [size * n_bits for _, _, size, _ in FINAL_LAYER]
         weights, uses = new_mixer(sum(sets), n_inputs)
         final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
-        history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders) + [config.online_tokens * online])
+        history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
         params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None, online]
         n_selectors = len(selectors)
         arrays = dict(
@@ -248,7 +245,7 @@ class ContextMixingModel:
             token_ring=np.zeros(1 << TOKEN_RING_BITS, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32),
             **_text_tables(token_bytes),
             **new_run_state(len(self.contexts), n_bits),
-            **new_online_state(config.online_hidden, config.online_tokens, config.online_rates, online_rows, config.online_table_bits, vocab_size, n_bits),
+            **new_online_state(config.online_hidden, config.online_rates, online_rows, config.online_table_bits, n_bits),
             followed=np.zeros(vocab_size + 1, dtype=np.uint64),  # by last token + 1: (older follower + 1) << 16 | newer + 1
             followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint64),  # the same by a hash of the last two
             facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
@@ -330,7 +327,7 @@ def code_token(s, coder, b, position, token, neural):
     n_bits, vocab, prob_bits = s.params[N_BITS], s.params[VOCAB], coder.vars[CODER_PROB_BITS]
     token_facts(s, b, position)
     if s.params[HAS_ONLINE]:
-        online_hidden(s, b)
+        online_hidden(s)
     decoding = coder.vars[DECODING]
     node = I(1)  # I(): a literal 1 would make numba compile the callees twice
     for depth in range(n_bits):
@@ -348,7 +345,7 @@ def code_token(s, coder, b, position, token, neural):
             online_learn_bit(s, node, depth, bit)
         node = 2 * node + bit
     if s.params[HAS_ONLINE]:
-        online_learn_token(s, b)
+        online_learn_token(s)
     return node - (1 << n_bits)
 
 

@@ -1,0 +1,96 @@
+"""The code length along the file, per model config: the loss curve whose area is the payload.
+
+    python benchmarks/loss_curve.py runs/e6 'mix, no network={"online_hidden": 0}' 'mix + online network={}' \
+        --png benchmarks/results/loss_curve_enwik6.png
+
+A model that learns while it codes pays for its data by the area under this curve (Rae's
+decomposition: size = training code + area); the plot shows bits per byte of text over windows
+of the file, and the table the area (ideal code length, which the rANS payload matches within
+a few bytes) of each config and of each quarter of the file. Configs are MixConfig overrides
+as in mix_screen.py, one stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from submissions.decoder.codec import code
+from submissions.decoder.encoding import RansEncoder
+from submissions.decoder.model_registry import build_model
+from tokenizer import load_tokenizer
+
+CHUNK_TOKENS = 8192  # the coder's block: the progress callback reads the code length after each
+
+
+def code_lengths(table: list, tokens: np.ndarray, overrides: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens done, ideal bits so far) after each chunk."""
+    model = build_model(dict({"kind": "mix"}, **overrides), len(table), 1, 28, b"", token_bytes=table)
+    encoder = RansEncoder(1, 28, capacity=CHUNK_TOKENS * model.n_bits)
+    points = [(0, 0.0)]
+    code(model, encoder, tokens, 1, CHUNK_TOKENS, lambda done, total: points.append((done, encoder.ideal_bits())))
+    done, bits = np.array(points).T
+    return done.astype(np.int64), bits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a run folder of `pipeline train` (tokenizer.model, tokens.npy)")
+    parser.add_argument("configs", nargs="+", help="LABEL=JSON: a label and the MixConfig fields to override")
+    parser.add_argument("--png", type=Path, required=True)
+    parser.add_argument("--window", type=int, default=32768, help="bytes of text per plotted point")
+    args = parser.parse_args()
+    table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
+    tokens = np.load(args.run / "tokens.npy")
+    byte_offset = np.concatenate([[0], np.cumsum([len(table[t]) for t in tokens])])  # bytes before token i
+    curves = {}
+    for item in args.configs:
+        label, _, overrides = item.partition("=")
+        done, bits = code_lengths(table, tokens, json.loads(overrides))
+        curves[label] = (byte_offset[done], bits)
+    n_bytes = int(byte_offset[-1])
+    quarters = [n_bytes * q // 4 for q in range(5)]
+    print(f"| config | area (B) | bits/byte | {' | '.join(f'quarter {q + 1} (B)' for q in range(4))} |")
+    print("|---|---:|---:|" + "---:|" * 4)
+    for label, (at, bits) in curves.items():
+        at_quarters = np.interp(quarters, at, bits) / 8
+        parts = " | ".join(f"{b:,.0f}" for b in np.diff(at_quarters))
+        print(f"| {label} | {bits[-1] / 8:,.0f} | {bits[-1] / n_bytes:.4f} | {parts} |")
+    plot(curves, n_bytes, args.window, args.png)
+    print(f"wrote {args.png}")
+
+
+def plot(curves: dict, n_bytes: int, window: int, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = np.arange(0, n_bytes + window, window)
+    edges[-1] = min(edges[-1], n_bytes)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    base_label, (base_at, base_bits) = next(iter(curves.items()))
+    base = np.diff(np.interp(edges, base_at, base_bits))
+    for label, (at, bits) in curves.items():
+        per_window = np.diff(np.interp(edges, at, bits))
+        top.plot(edges[1:] / 1e6, per_window / np.diff(edges), label=f"{label}: {bits[-1] / 8:,.0f} B")
+        if label != base_label:
+            bottom.plot(edges[1:] / 1e6, 100 * (per_window / base - 1), label=label)
+    top.set_ylabel("bits per byte (window of %d KB)" % (window // 1024))
+    top.set_title("Code length along the file: the payload is the area under each curve")
+    top.legend()
+    top.grid(alpha=0.3)
+    bottom.axhline(0, color="gray", lw=0.8)
+    bottom.set_ylabel(f"% vs {base_label}")
+    bottom.set_xlabel("position in the file (MB of text)")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
