@@ -28,12 +28,14 @@ import numpy as np
 from .jit import I, kernel
 from .logistic import PROB_BITS, SQUASH_TABLE
 
-ONE = 1 << 16  # weights: fixed point, 1.0 == ONE
+ONE = 1 << 16  # output weights and gradients: fixed point, 1.0 == ONE
+EMBED_SHIFT = 4  # embeddings are int16 in 1/4096 (ONE >> 4): half the memory, the same payload
+EMBED_CAP = (1 << 15) - 1
 H_ONE = 1 << 12  # h: tanh in [-1, 1] as [-4096, 4096]
 WEIGHT_CAP = 16 * ONE  # weights stay in [-16, 16]
 RATE_SHIFT = 10  # learning rates are given in 1/1024
 YOUNG_BOOST, YOUNG_USES = 15, 64  # a node's output weights step up to 16x as far while it is young
-ROW_BOOST, ROW_USES = 3, 4  # an embedding up to 4x while its context is new
+ROW_BOOST, ROW_USES = 15, 16  # an embedding row steps up to 16x as far while its context is new
 INIT_SCALE = ONE // 32  # initial output weights in [-1/32, 1/32)
 ROW_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
 HIDDEN, OUT_RATE, IN_RATE, TABLE_BITS = range(4)  # online_params: the network's scalars
@@ -49,7 +51,7 @@ def new_online_state(hidden: int, rates: tuple, contexts: list, table_bits: int,
         online_contexts=np.array(contexts, dtype=np.int64),
         context_rows=np.zeros(len(contexts), dtype=np.int64),
         row_rates=np.zeros(len(contexts), dtype=np.int64),
-        embed=np.zeros(((1 << table_bits) * bool(contexts), width), dtype=np.int32),  # + the row's uses; zeros: mapped lazily
+        embed=np.zeros(((1 << table_bits) * bool(contexts), width), dtype=np.int16),  # + the row's uses; zeros: mapped lazily
         out_w=np.concatenate([out_w.reshape(1 << n_bits, width), np.zeros((1 << n_bits, 1), dtype=np.int64)], 1).astype(np.int32),  # + the node's uses
         h=np.zeros(width, dtype=np.int64),
         grad_h=np.zeros(width, dtype=np.int64),
@@ -68,7 +70,7 @@ def online_hidden(s):
         pre = I(0)
         for i in range(len(s.context_rows)):
             pre += I(s.embed[s.context_rows[i], j])
-        s.h[j] = tanh_of(pre)
+        s.h[j] = tanh_of(pre << EMBED_SHIFT)
         s.grad_h[j] = 0
     s.h[hidden] = H_ONE
 
@@ -103,7 +105,8 @@ def online_learn_bit(s, node, depth, bit):
     for j in range(hidden + 1):
         w = I(s.out_w[node, j])
         s.grad_h[j] += error * w  # 2**28 is 1.0
-        s.out_w[node, j] = capped(w + (error * s.h[j] * rate >> (8 + RATE_SHIFT)))  # error * h: 2**24 is 1.0
+        w += error * s.h[j] * rate >> (8 + RATE_SHIFT)  # error * h: 2**24 is 1.0
+        s.out_w[node, j] = min(max(w, -WEIGHT_CAP), WEIGHT_CAP)
 
 
 @kernel
@@ -114,16 +117,13 @@ def online_learn_token(s):
     for i in range(len(s.context_rows)):
         at = s.context_rows[i]
         used = I(s.embed[at, hidden])
-        s.embed[at, hidden] = min(used + 1, 1 << 30)
+        s.embed[at, hidden] = min(used + 1, EMBED_CAP)
         s.row_rates[i] = params[IN_RATE] + params[IN_RATE] * ROW_BOOST * ROW_USES // (used + ROW_USES)
     for j in range(hidden):
         slope = H_ONE - (s.h[j] * s.h[j] >> 12)  # tanh' = 1 - h^2
         step = (s.grad_h[j] >> 12) * slope >> 12  # 2**16 is 1.0
         for i in range(len(s.context_rows)):
             at = s.context_rows[i]
-            s.embed[at, j] = capped(I(s.embed[at, j]) + (step * s.row_rates[i] >> RATE_SHIFT))
+            w = I(s.embed[at, j]) + ((step * s.row_rates[i] >> RATE_SHIFT) + (1 << EMBED_SHIFT - 1) >> EMBED_SHIFT)
+            s.embed[at, j] = min(max(w, -EMBED_CAP), EMBED_CAP)
 
-
-@kernel
-def capped(w):
-    return min(max(w, -WEIGHT_CAP), WEIGHT_CAP)
