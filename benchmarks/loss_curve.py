@@ -4,10 +4,11 @@
         --png benchmarks/results/loss_curve_enwik6.png
 
 A model that learns while it codes pays for its data by the area under this curve (Rae's
-decomposition: size = training code + area); the plot shows bits per byte of text over windows
-of the file, and the table the area (ideal code length, which the rANS payload matches within
-a few bytes) of each config and of each quarter of the file. Configs are MixConfig overrides
-as in mix_screen.py, one stream.
+decomposition: size = training code + area); the plot (pipeline/curve.py, as `pipeline curve`
+draws the curves `pipeline pack` writes) shows bits per byte of text over windows of the file,
+and the table the area (ideal code length, which the rANS payload matches within a few bytes)
+of each config and of each quarter of the file. Configs are MixConfig overrides as in
+mix_screen.py, one stream, without packing an archive for each.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.curve import plot_curves
 from submissions.decoder.codec import code
 from submissions.decoder.encoding import RansEncoder
 from submissions.decoder.model_registry import build_model
@@ -59,37 +61,8 @@ def main() -> None:
         at_quarters = np.interp(quarters, at, bits) / 8
         parts = " | ".join(f"{b:,.0f}" for b in np.diff(at_quarters))
         print(f"| {label} | {bits[-1] / 8:,.0f} | {bits[-1] / n_bytes:.4f} | {parts} |")
-    plot(curves, n_bytes, args.window, args.png)
+    plot_curves([{"label": label, "file": args.run.name, "points": np.stack([at, bits], axis=1)} for label, (at, bits) in curves.items()], args.png, args.window)
     print(f"wrote {args.png}")
-
-
-def plot(curves: dict, n_bytes: int, window: int, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    edges = np.arange(0, n_bytes + window, window)
-    edges[-1] = min(edges[-1], n_bytes)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    base_label, (base_at, base_bits) = next(iter(curves.items()))
-    base = np.diff(np.interp(edges, base_at, base_bits))
-    for label, (at, bits) in curves.items():
-        per_window = np.diff(np.interp(edges, at, bits))
-        top.plot(edges[1:] / 1e6, per_window / np.diff(edges), label=f"{label}: {bits[-1] / 8:,.0f} B")
-        if label != base_label:
-            bottom.plot(edges[1:] / 1e6, 100 * (per_window / base - 1), label=label)
-    top.set_ylabel("bits per byte (window of %d KB)" % (window // 1024))
-    top.set_title("Code length along the file: the payload is the area under each curve")
-    top.legend()
-    top.grid(alpha=0.3)
-    bottom.axhline(0, color="gray", lw=0.8)
-    bottom.set_ylabel(f"% vs {base_label}")
-    bottom.set_xlabel("position in the file (MB of text)")
-    bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
 
 
 if __name__ == "__main__":

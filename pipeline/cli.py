@@ -185,6 +185,7 @@ def pack(
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
     with user_errors(), _rank_errors():
         from submissions.fileio import check_output, require_file
+        from pipeline.curve import curve_path
         from pipeline.pack import pack as run_pack
 
         if nproc != 1:  # refuse the common mistakes once, before the processes start
@@ -198,7 +199,8 @@ def pack(
         speed = result.original_size / max(result.seconds, 1e-9) / 1000
         _say(
             f"packed {result.archive}: {result.total_bytes:,} bytes ({result.bits_per_byte:.4f} bits/byte); "
-            f"encoded in {result.seconds:.1f}s ({speed:,.1f} KB/s)\n  parts: {parts}"
+            f"encoded in {result.seconds:.1f}s ({speed:,.1f} KB/s)\n  parts: {parts}\n"
+            f"  loss curve (code length along the file): {curve_path(result.archive)}"
         )
         if result.float_integer_gap is not None:
             _say(
@@ -206,6 +208,25 @@ def pack(
                 f"{result.integer_code_bits / 8:,.0f} bytes (gap {100 * result.float_integer_gap:+.3f}%); "
                 f"payload {result.payload_bits / 8:,.0f} bytes"
             )
+
+
+@app.command()
+def curve(
+    curves: list[Path] = typer.Argument(..., help="ARCHIVE.curve.json files written by `pipeline pack` (the first is the baseline of the % panel)"),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG to write"),
+    window: int = typer.Option(32768, "--window", help="bytes per plotted point"),
+    force: bool = typer.Option(False, "--force", help="replace an existing PNG"),
+) -> None:
+    """Draw the loss curves of packed archives: bits per byte along the file (the payload is the area under each)."""
+    with user_errors():
+        from pipeline.curve import plot_curves, read_curve
+        from submissions.fileio import check_output
+
+        check_output(output, force, curves)
+        if window < 1:
+            raise UserError("--window must be at least 1 byte")
+        plot_curves([read_curve(path) for path in curves], output, window)
+        _say(f"wrote {output}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.distributed import gather, launched_world, process_group
+from pipeline.curve import curve_path, file_curve, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
@@ -19,7 +20,7 @@ from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
 from submissions.decoder.model_registry import build_model, model_class
 from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
-from submissions.fileio import claim_output, files_of
+from submissions.fileio import check_output, claim_output, files_of
 from tokenizer import load_tokenizer
 
 
@@ -71,6 +72,7 @@ def pack(
     # no output may be an input: the data (by any name), the run's files; the lock is held
     # through the encode, so a second pack to the same output is refused, not raced
     inputs = [Path(source.path), *([Path(data_path)] if data_path else []), *files_of(run)]
+    check_output(curve_path(out), True, inputs)  # the loss curve beside the archive (derived: replaced freely)
     with claim_output(out, force, inputs):
         return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards)
 
@@ -105,8 +107,9 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         for i in mine:
             n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
             report = None if update is None else _shard_progress(update, i, mine)
-            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block)
-            coded[i] = (payload, ideal_bits, n_streams)
+            curve = []
+            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
+            coded[i] = (payload, ideal_bits, n_streams, curve)
         everyone = gather(coded)
     seconds = time.perf_counter() - started
     if not world.is_main:
@@ -132,7 +135,11 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
-    return PackResult(out, total, archive_parts(out), source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+    shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
+    points = file_curve(shards_coded, tokens, np.array([len(t) for t in tokenizer.table], dtype=np.int64))
+    parts = archive_parts(out)
+    write_curve(out, out.name, Path(source.path).name, source.size, parts["payload"], total - parts["payload"], points)
+    return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
 def _versions() -> dict:

@@ -62,6 +62,7 @@ class RansEncoder:
         self.arrays = new_coder(False, n_streams, prob_bits, capacity=capacity)
         self._blocks: list[bytes] = []
         self._ideal_bits = 0.0
+        self._counted = 0  # symbols of this block already in _ideal_bits
 
     def symbols(self, freqs, symbols: np.ndarray) -> np.ndarray:
         """Record symbols[b] of each of the first len(freqs) streams (an active prefix) under
@@ -83,22 +84,24 @@ class RansEncoder:
     def ideal_bits(self) -> float:
         """Sum of -log2(freq / 2**prob_bits) over every symbol recorded: the model's code length,
         which the payload matches up to the coder's few bytes per stream and block. Reporting
-        only: float log2 never steers coding."""
-        return self._ideal_bits + self._block_ideal_bits()
-
-    def _block_ideal_bits(self) -> float:
-        freqs = self.arrays.freqs[: self.arrays.vars[COUNT]]
-        return float(self.prob_bits * len(freqs) - np.log2(freqs.astype(np.float64)).sum())
+        only: float log2 never steers coding. Adds only the symbols recorded since the last call
+        (a loss curve asks after every chunk)."""
+        count = int(self.arrays.vars[COUNT])
+        freqs = self.arrays.freqs[self._counted : count]
+        self._ideal_bits += float(self.prob_bits * len(freqs) - np.log2(freqs.astype(np.float64)).sum())
+        self._counted = count
+        return self._ideal_bits
 
     def next_block(self) -> None:
         """Code the symbols recorded since the last block; the decoder reads the next block's
         states at the same step."""
-        self._ideal_bits += self._block_ideal_bits()
+        self.ideal_bits()
         count = int(self.arrays.vars[COUNT])
         with np.errstate(over="ignore"):  # numpy scalars (JIT off) warn on the wrapping uint64 state arithmetic
             state, words = timed_first_call(encode_block, self.arrays.starts, self.arrays.freqs, self.arrays.streams, count, self.n_streams, self.prob_bits)
         self._blocks.append(state.astype("<u8").tobytes() + words.astype("<u4").tobytes())
         self.arrays.vars[COUNT] = 0
+        self._counted = 0
 
     def finish(self) -> bytes:
         """Code the last block; return every block's states and words."""
@@ -130,16 +133,26 @@ def encode(model, tokens: np.ndarray, n_streams: int, prob_bits: int, progress: 
     return encode_with_cost(model, tokens, n_streams, prob_bits, progress, block)[0]
 
 
-def encode_with_cost(model, tokens, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None) -> tuple[bytes, float]:
+def encode_with_cost(model, tokens, n_streams: int, prob_bits: int, progress: Progress = None, block: int | None = None, curve: list | None = None) -> tuple[bytes, float]:
     """(payload, the model's ideal code length in bits) for the token sequence: any 1-D integer
     array, a memory map included (each step reads only its tokens). block: steps per coder
-    block (None: one block)."""
+    block (None: one block). curve: a list to append (steps done, ideal bits so far) to, after
+    every chunk of steps (the loss curve whose area is the payload)."""
     if n_streams == 0:
         return b"", 0.0
     n_steps = -(-len(tokens) // n_streams)
     binary = getattr(model, "binary", False)
     per_token = symbols_per_token(binary, 1 << model.n_bits if binary else 1)
     encoder = RansEncoder(n_streams, prob_bits, capacity=min(block or n_steps, n_steps) * n_streams * per_token)
+    if curve is not None:
+        curve.append((0, 0.0))
+        report = progress
+
+        def progress(done: int, total: int) -> None:
+            curve.append((done, encoder.ideal_bits()))
+            if report:
+                report(done, total)
+
     code(model, encoder, tokens, n_streams, block, progress)
     return encoder.finish(), encoder.ideal_bits()
 
