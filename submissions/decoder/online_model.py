@@ -66,12 +66,14 @@ def online_hidden(s):
     hidden = params[HIDDEN]
     for i in range(len(s.online_contexts)):
         s.context_rows[i] = I(s.context_hash[s.online_contexts[i]] * ROW_MULTIPLIER >> np.uint64(64 - params[TABLE_BITS]))
+    s.h[:] = 0
+    s.grad_h[:] = 0
+    for i in range(len(s.context_rows)):  # row by row: each row is one run of memory
+        at = s.context_rows[i]
+        for j in range(hidden):
+            s.h[j] += I(s.embed[at, j])
     for j in range(hidden):
-        pre = I(0)
-        for i in range(len(s.context_rows)):
-            pre += I(s.embed[s.context_rows[i], j])
-        s.h[j] = tanh_of(pre << EMBED_SHIFT)
-        s.grad_h[j] = 0
+        s.h[j] = tanh_of(s.h[j] << EMBED_SHIFT)
     s.h[hidden] = H_ONE
 
 
@@ -119,11 +121,12 @@ def online_learn_token(s):
         used = I(s.embed[at, hidden])
         s.embed[at, hidden] = min(used + 1, EMBED_CAP)
         s.row_rates[i] = params[IN_RATE] + params[IN_RATE] * ROW_BOOST * ROW_USES // (used + ROW_USES)
-    for j in range(hidden):
+    for j in range(hidden):  # grad_h becomes the gradient of the sum that made h
         slope = H_ONE - (s.h[j] * s.h[j] >> 12)  # tanh' = 1 - h^2
-        step = (s.grad_h[j] >> 12) * slope >> 12  # 2**16 is 1.0
-        for i in range(len(s.context_rows)):
-            at = s.context_rows[i]
-            w = I(s.embed[at, j]) + ((step * s.row_rates[i] >> RATE_SHIFT) + (1 << EMBED_SHIFT - 1) >> EMBED_SHIFT)
+        s.grad_h[j] = (s.grad_h[j] >> 12) * slope >> 12  # 2**16 is 1.0
+    for i in range(len(s.context_rows)):
+        at, rate = s.context_rows[i], s.row_rates[i]
+        for j in range(hidden):
+            w = I(s.embed[at, j]) + ((s.grad_h[j] * rate >> RATE_SHIFT) + (1 << EMBED_SHIFT - 1) >> EMBED_SHIFT)
             s.embed[at, j] = min(max(w, -EMBED_CAP), EMBED_CAP)
 
