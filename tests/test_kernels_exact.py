@@ -30,7 +30,7 @@ tokens = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
 tokens[::7] = 256 + tokens[::7] % 10  # some multi-byte tokens too
 out = {}
 for streams in (2,):  # one stream or several: the same code, one more loop turn
-    mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, count_limit=3, match_lengths=(2, 5), online_table_bits=8), token_bytes=table)
+    mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, count_limit=3, match_lengths=(2, 5), online_hidden=8, online_table_bits=8), token_bytes=table)
     out[f"mix payload {streams}"] = hashlib.sha256(encoding.encode(mix, tokens, streams, 28)).hexdigest()
     out[f"mix tables {streams}"] = digest(mix.state)
 context = ContextModel(len(table), 2, 20, ContextConfig(max_order=3, hashed_rows=61, count_limit=30))

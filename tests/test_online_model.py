@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import kernels
 import numpy as np
-from test_mixing_model import model, round_trip
+from test_mixing_model import PROB_BITS, model
 
+from submissions.decoder import encoding
 from submissions.decoder.contexts import ONLINE_SALTS, context_table
 
 
@@ -21,9 +22,10 @@ def test_the_network_alone_learns_a_repeated_pattern():
 
 
 def test_the_network_makes_text_smaller(text_sample):
+    """(Encoding only: every round-trip test of the mixing model codes with the network.)"""
     tokens = np.frombuffer(text_sample[:20000], dtype=np.uint8).astype(np.int64)
-    with_network = round_trip(tokens, 256, 1, table_bits=18)
-    without = round_trip(tokens, 256, 1, table_bits=18, online_hidden=0)
+    with_network = encoding.encode(model(256, 1, table_bits=18), tokens, 1, PROB_BITS)
+    without = encoding.encode(model(256, 1, table_bits=18, online_hidden=0), tokens, 1, PROB_BITS)
     assert len(with_network) < 0.99 * len(without)
 
 
