@@ -31,6 +31,7 @@ from submissions.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
 from submissions.decoder.header import Header, HeaderError
 from submissions.rename_locals import keyword_names, rename_globals, rename_locals
+from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
@@ -75,6 +76,7 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same by
 
 
 ENCODER_MODULES = {"encoding"}  # the encoder side: pack imports it, archives never need it
+STAND_INS = {"online_model": "online_off"}  # a module and the file shipped in its place where the model leaves it unused
 
 
 class ArchiveError(UserError):
@@ -271,22 +273,26 @@ def program_modules(kind: str) -> set[str]:
     """The decoder modules (file stems) an archive of this program kind carries beyond the common
     ones (restore, codec, ...), from the model classes: a context-model archive does not pay for
     the neural model's code; "mix+neural" (program_kind) carries both sets."""
-    return set().union(*(model_class(part).modules for part in kind.split("+")))
+    return set().union(*(model_class(part).modules for part in kind.split("~")[0].split("+")))
 
 
 def unused_modules(kind: str) -> set[str]:
     """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
     the encoder side."""
     every_model = program_modules("+".join(MODEL_KINDS))
-    return every_model - program_modules(kind) | ENCODER_MODULES
+    return every_model - program_modules(kind) | ENCODER_MODULES | set(STAND_INS.values())
 
 
 def program_kind(model_config: dict) -> str:
     """The module set an archive of this model needs (a mixing model with a neural input
-    also needs the neural model's modules)."""
-    if model_config.get("kind") == "mix" and model_config.get("neural"):
-        return "mix+neural"
-    return model_config["kind"]
+    also needs the neural model's modules); "~online_model": a mixing model without the online
+    network carries online_model's stand-in (STAND_INS) instead of its code."""
+    kind = model_config["kind"]
+    if kind == "mix" and model_config.get("neural"):
+        kind = "mix+neural"
+    if model_config.get("kind") == "mix" and not model_config.get("online_hidden", MixConfig.online_hidden):
+        kind += "~online_model"
+    return kind
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:
@@ -305,11 +311,13 @@ def _decoder_sources_stamp() -> tuple:
 def _decoder_modules(model_kind: str, stamp: tuple) -> dict[str, str]:
     stripped = {}
     skip = unused_modules(model_kind)
+    stand_ins = model_kind.split("~")[1:]
     for path in sorted(DECODER_DIR.glob("*.py")):
         if path.stem in skip:
             continue
         name = PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}"
-        stripped[name] = strip_source(path.read_text("utf-8"))
+        source = path.with_name(STAND_INS[path.stem] + ".py") if path.stem in stand_ins else path
+        stripped[name] = strip_source(source.read_text("utf-8"))
     keep = keyword_names(list(stripped.values()))  # parameters some call names stay named
     renamed = rename_globals({name: rename_locals(source, keep) for name, source in stripped.items()}, PACKAGE, keep | {"main"})  # the bootstrap imports main
     return {name: minify_source(source) for name, source in renamed.items()}

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import CoderConfig, ContextModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig
 from pipeline.data import sample_bytes
 from submissions.errors import UserError
 from pipeline.pack import pack
@@ -85,10 +85,16 @@ def test_archive_restores_itself_byte_exact(packed, tmp_path):
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
 
 
-def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
-    """The mixing model, one stream: its kernels compile in the archive's own process."""
-    source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
+@pytest.mark.parametrize("network", [True, False])
+def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample, network):
+    """The mixing model, one stream: its kernels compile in the archive's own process. Without
+    the online network the archive carries online_model's stand-in instead of its code."""
+    config = PipelineConfig() if network else PipelineConfig(model=MixingModelConfig(online_hidden=0))
+    source, archive = make_archive(tmp_path, text_sample[:8_000], config=config)
     assert inspect(archive).header["coding"]["shards"][0]["streams"] == 1
+    carried = archive_decoder(archive)["decoder.online_model"]
+    assert carried == decoder_modules("mix" if network else "mix~online_model")["decoder.online_model"]
+    assert (len(carried) > 1500) == network  # the network's code, or the few lines standing in for it
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
@@ -190,7 +196,7 @@ def _defined_and_named(source: str) -> tuple[set, set]:
     return defined, named
 
 
-@pytest.mark.parametrize("kind", ["context", "mix", "neural", "mix+neural"])
+@pytest.mark.parametrize("kind", ["context", "mix", "neural", "mix+neural", "mix~online_model"])
 def test_archives_carry_no_code_the_decoder_never_reads(kind):
     """Every function, class and constant a shipped module defines is read somewhere in the
     program (the bootstrap reads restore's `main`): encoder-side code (writers of the tokenizer
