@@ -19,23 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.curve import plot_curves
-from submissions.decoder.codec import code
-from submissions.decoder.encoding import RansEncoder
+from pipeline.curve import file_curve, plot_curves
+from submissions.decoder import encoding
 from submissions.decoder.model_registry import build_model
 from tokenizer import load_tokenizer
 
-CHUNK_TOKENS = 8192  # the coder's block: the progress callback reads the code length after each
 
-
-def code_lengths(table: list, tokens: np.ndarray, overrides: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens done, ideal bits so far) after each chunk."""
+def code_lengths(table: list, tokens: np.ndarray, overrides: dict) -> np.ndarray:
+    """[[bytes coded, ideal bits so far], ...] after every chunk, as `pipeline pack` records it."""
     model = build_model(dict({"kind": "mix"}, **overrides), len(table), 1, 28, b"", token_bytes=table)
-    encoder = RansEncoder(1, 28, capacity=CHUNK_TOKENS * model.n_bits)
-    points = [(0, 0.0)]
-    code(model, encoder, tokens, 1, CHUNK_TOKENS, lambda done, total: points.append((done, encoder.ideal_bits())))
-    done, bits = np.array(points).T
-    return done.astype(np.int64), bits
+    points = []
+    encoding.encode_with_cost(model, tokens, 1, 28, curve=points)
+    return np.array(file_curve([(0, len(tokens), 1, points)], tokens, np.array([len(t) for t in table], dtype=np.int64)))
 
 
 def main() -> None:
@@ -47,13 +42,11 @@ def main() -> None:
     args = parser.parse_args()
     table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
     tokens = np.load(args.run / "tokens.npy")
-    byte_offset = np.concatenate([[0], np.cumsum([len(table[t]) for t in tokens])])  # bytes before token i
     curves = {}
     for item in args.configs:
         label, _, overrides = item.partition("=")
-        done, bits = code_lengths(table, tokens, json.loads(overrides))
-        curves[label] = (byte_offset[done], bits)
-    n_bytes = int(byte_offset[-1])
+        curves[label] = code_lengths(table, tokens, json.loads(overrides)).T
+    n_bytes = int(next(iter(curves.values()))[0][-1])
     quarters = [n_bytes * q // 4 for q in range(5)]
     print(f"| config | area (B) | bits/byte | {' | '.join(f'quarter {q + 1} (B)' for q in range(4))} |")
     print("|---|---:|---:|" + "---:|" * 4)
@@ -61,7 +54,8 @@ def main() -> None:
         at_quarters = np.interp(quarters, at, bits) / 8
         parts = " | ".join(f"{b:,.0f}" for b in np.diff(at_quarters))
         print(f"| {label} | {bits[-1] / 8:,.0f} | {bits[-1] / n_bytes:.4f} | {parts} |")
-    plot_curves([{"label": label, "file": args.run.name, "points": np.stack([at, bits], axis=1)} for label, (at, bits) in curves.items()], args.png, args.window)
+    data_name = Path(json.loads((args.run / "source.json").read_text())["path"]).name
+    plot_curves([{"label": label, "file": data_name, "points": np.stack([at, bits], axis=1)} for label, (at, bits) in curves.items()], args.png, args.window)
     print(f"wrote {args.png}")
 
 

@@ -288,11 +288,9 @@ def program_kind(model_config: dict) -> str:
     also needs the neural model's modules); "~online_model": a mixing model without the online
     network carries online_model's stand-in (STAND_INS) instead of its code."""
     kind = model_config["kind"]
-    if kind == "mix" and model_config.get("neural"):
-        kind = "mix+neural"
-    if model_config.get("kind") == "mix" and not model_config.get("online_hidden", MixConfig.online_hidden):
-        kind += "~online_model"
-    return kind
+    if kind != "mix":
+        return kind
+    return ("mix+neural" if model_config.get("neural") else "mix") + ("" if model_config.get("online_hidden", MixConfig.online_hidden) else "~online_model")
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:

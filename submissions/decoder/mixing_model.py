@@ -124,6 +124,7 @@ class MixConfig:
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
     online_rates: tuple = (8, 48)  # its learning rates in 1/1024: output weights, embeddings
     online_table_bits: int = 20  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (194 MiB at 96 units)
+
     def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
         object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
         object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
