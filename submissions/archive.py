@@ -30,8 +30,9 @@ from submissions.errors import UserError
 from submissions.fileio import atomic_write_bytes, check_output, require_file
 from submissions.decoder import FORMAT_VERSION
 from submissions.decoder.header import Header, HeaderError
+from submissions.rename_fields import rename_fields
 from submissions.rename_locals import keyword_names, rename_globals, rename_locals
-from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.mixing_model import MixConfig, MixState
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
@@ -75,7 +76,7 @@ ZIP_END_RECORD = 22  # bytes of the end-of-central-directory record (no comment)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same bytes
 
 
-ENCODER_MODULES = {"encoding"}  # the encoder side: pack imports it, archives never need it
+PROJECT_ONLY_MODULES = {"encoding", "kernel_cache"}  # the encoder side, the disk cache of kernels: archives never need them
 STAND_INS = {"online_model": "online_off"}  # a module and the file shipped in its place where the model leaves it unused
 
 
@@ -280,7 +281,7 @@ def unused_modules(kind: str) -> set[str]:
     """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
     the encoder side."""
     every_model = program_modules("+".join(MODEL_KINDS))
-    return every_model - program_modules(kind) | ENCODER_MODULES | set(STAND_INS.values())
+    return every_model - program_modules(kind) | PROJECT_ONLY_MODULES | set(STAND_INS.values())
 
 
 def program_kind(model_config: dict) -> str:
@@ -316,9 +317,15 @@ def _decoder_modules(model_kind: str, stamp: tuple) -> dict[str, str]:
         name = PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}"
         source = path.with_name(STAND_INS[path.stem] + ".py") if path.stem in stand_ins else path
         stripped[name] = strip_source(source.read_text("utf-8"))
-    keep = keyword_names(list(stripped.values()))  # parameters some call names stay named
-    renamed = rename_globals({name: rename_locals(source, keep) for name, source in stripped.items()}, PACKAGE, keep | {"main"})  # the bootstrap imports main
-    return {name: minify_source(source) for name, source in renamed.items()}
+    return {name: minify_source(source) for name, source in shortened(stripped).items()}
+
+
+def shortened(modules: dict[str, str]) -> dict[str, str]:
+    """The program with shorter names: each function's locals, module-level names, and the
+    fields of the mixing model's state record (its kernels read them ~300 times)."""
+    keep = keyword_names(list(modules.values()))  # parameters some call names stay named
+    renamed = rename_globals({name: rename_locals(source, keep) for name, source in modules.items()}, PACKAGE, keep | {"main"})  # the bootstrap imports main
+    return rename_fields(renamed, list(MixState._fields))
 
 
 def pack_modules(modules: dict[str, str]) -> bytes:

@@ -42,11 +42,11 @@ from submissions.archive import (
     minify_source,
     pack_modules,
     program_kind,
+    shortened,
     strip_source,
     unpack_modules,
 )
 from submissions.decoder import restore
-from submissions.rename_locals import keyword_names, rename_globals, rename_locals
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
 from verify.report import jit_compile_seconds
 
@@ -86,6 +86,7 @@ def test_archive_restores_itself_byte_exact(packed, tmp_path):
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
 
 
+@pytest.mark.slow
 def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     """The mixing model, one stream: its kernels compile in the archive's own process."""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
@@ -176,11 +177,11 @@ def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
 @pytest.mark.parametrize("kind", ["context", "mix", "neural"])
 def test_decoder_program_is_the_repo_code_minified(kind):
     """Every module an archive carries is its repo source with only comments, docstrings, argument and
-    return annotations and whitespace gone, and local and module-level names shortened."""
+    return annotations and whitespace gone, and local and module-level names and the mixing state's
+    fields shortened."""
     modules = decoder_modules(kind)
     sources = {name: strip_source((DECODER_DIR / ("__init__.py" if name == "decoder" else name.split(".", 1)[1] + ".py")).read_text("utf-8")) for name in modules}
-    keep = keyword_names(list(sources.values()))
-    renamed = rename_globals({name: rename_locals(source, keep) for name, source in sources.items()}, PACKAGE, keep | {"main"})
+    renamed = shortened(sources)
     for name, text in modules.items():
         assert text == minify_source(renamed[name]), name
         assert _same_program(minify_source(sources[name]), sources[name]), name

@@ -59,7 +59,7 @@ with process_group() as world:
 """
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # each test starts processes that import torch
 
 
 def free_port() -> int:

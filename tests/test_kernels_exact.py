@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # codes a short text with every compiled model, prints payload and table hashes; under the
@@ -59,6 +61,7 @@ def run(tmp_path: Path, disable_jit: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_compiled_kernels_code_exactly_what_their_python_source_codes(tmp_path):
     compiled = run(tmp_path, disable_jit=False)  # a fresh cache: compiled here, with types to inspect
     python = run(tmp_path, disable_jit=True)

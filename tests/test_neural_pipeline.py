@@ -28,6 +28,7 @@ TINY = PipelineConfig(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", [8, 4])
 def test_neural_run_packs_and_restores(tmp_path, text_sample, bits):
     data = tmp_path / "data.txt"

@@ -166,15 +166,15 @@ def _torchrun(nproc: int, *args: str) -> None:
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline", *args])
 
 
+@pytest.mark.slow
 def test_two_processes_encode_what_one_decodes_and_the_reverse(small_run, tmp_path):
     """2 gloo processes (`--nproc 2` starts torchrun; unpack under torchrun itself): the archive is byte-identical to the one-process
-    archive of the same shards; it restores in one process, and a one-process archive
-    decodes in two."""
+    archive of the same shards (one such restores in one process: test_shards_and_blocks_restore_byte_for_byte), and a
+    one-process archive decodes in two."""
     run, original = small_run / "run", (small_run / "data.txt").read_bytes()
     pack(run, tmp_path / "one.arc", shards=3, progress=False)
     _run([sys.executable, "-m", "pipeline", "pack", str(run), "-o", str(tmp_path / "two.arc"), "--shards", "3", "--nproc", "2", "-q"])
     assert (tmp_path / "two.arc").read_bytes() == (tmp_path / "one.arc").read_bytes()
-    assert _restore(tmp_path / "two.arc", tmp_path / "restored") == original
     _torchrun(2, "unpack", str(tmp_path / "one.arc"), "-o", str(tmp_path / "unpacked"), "-q")
     assert (tmp_path / "unpacked").read_bytes() == original
 

@@ -13,12 +13,7 @@ Rules the kernels follow, because numba and numpy type mixed integers differentl
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -31,39 +26,22 @@ I = np.int64  # noqa: E741 (short on purpose: kernels use it everywhere)
 COMPILE_SECONDS = [0.0]  # first-call time of the kernels, JIT compilation mostly (reports)
 
 
-@functools.lru_cache(maxsize=None)
-def _cache_dir() -> str:
-    """Where compiled kernels are kept: one folder per version of this package's source.
-    numba checks only the file that defines a kernel, not the kernels it calls from other
-    modules, so a change there would leave stale machine code in a shared cache."""
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(package.glob("*.py")))).hexdigest()[:16]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "hutter-pipeline", "numba", digest)
+def _njit(function, **options):
+    """numba.njit, cached on disk where the source is a file (the project: kernel_cache.py);
+    archives run from memory, where there is nothing to cache."""
+    if "__file__" not in function.__globals__:
+        return numba.njit(**options)(function)
+    from .kernel_cache import cached_njit
 
-
-@contextlib.contextmanager
-def _caching(function):
-    """numba reads its cache folder when a kernel is defined: point it at ours meanwhile."""
-    if "__file__" not in function.__globals__:  # archives run from memory: nothing to cache
-        yield False
-        return
-    saved = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = _cache_dir()
-    try:
-        yield True
-    finally:
-        numba.config.CACHE_DIR = saved
+    return cached_njit(function, **options)
 
 
 def kernel(function):
     """@njit for a function that only other kernels call: no Python entry point to build
-    (most of the compile time of a small function); cached on disk where the source is a file
-    (the project; archives run from memory). Without numba, the plain function."""
+    (most of the compile time of a small function). Without numba, the plain function."""
     if numba is None:
         return function
-    with _caching(function) as cache:
-        return numba.njit(cache=cache, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)(function)
+    return _njit(function, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
 
 
 def entry(function, allocates: bool = False):
@@ -71,8 +49,7 @@ def entry(function, allocates: bool = False):
     reference counting; the others run without it, which makes array access much cheaper)."""
     if numba is None:
         return function
-    with _caching(function) as cache:
-        return numba.njit(cache=cache, nogil=True, _nrt=allocates)(function)
+    return _njit(function, nogil=True, _nrt=allocates)
 
 
 def timed_first_call(dispatcher, *args):

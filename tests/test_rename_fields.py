@@ -1,0 +1,60 @@
+"""Field renaming for the archive's decoder: consistent across modules, or nothing at all."""
+
+from __future__ import annotations
+
+from submissions.rename_fields import rename_fields
+
+STATE = '''
+from collections import namedtuple
+State = namedtuple("State", "counts weights" " history")
+def new_state():
+    return dict(counts=[0, 0], **{"weights": [1, 2]}, history=[])
+'''
+USER = '''
+from .state import State, new_state
+def step(s, header):
+    s.counts[0] += s.weights[1]
+    s.history.append(header["size"])
+    return State(**new_state()).counts
+'''
+
+
+def run(modules: dict[str, str]):
+    state: dict = {}
+    exec(modules["state"], state)
+    user = {"State": state["State"], "new_state": state["new_state"]}
+    exec(modules["user"].replace("from .state import State, new_state\n", ""), user)
+    s = user["State"](**user["new_state"]())
+    return user["step"](s, {"size": 7}), list(s)
+
+
+def test_fields_are_renamed_everywhere_they_occur_and_the_program_runs_the_same():
+    modules = {"state": STATE, "user": USER}
+    renamed = rename_fields(modules, ["counts", "weights", "history"])
+    assert renamed != modules and all(name not in text for text in renamed.values() for name in ("counts", "weights", "history"))
+    assert run(renamed) == run(modules) == ([0, 0], [[2, 0], [1, 2], [7]])
+
+
+def test_a_field_used_any_other_way_keeps_its_name():
+    """A JSON key read by subscript, a variable, a keyword of another call, an attribute numpy
+    owns: each blocks only its own field."""
+    modules = {
+        "state": 'from collections import namedtuple\nS = namedtuple("S", "counts weights history shape gamma")\n',
+        "user": 'def other(s, header, np, history):\n    return header["counts"], np.zeros(3).shape, f(weights=1), s.gamma, s.history\n',
+    }
+    renamed = rename_fields(modules, ["counts", "weights", "history", "shape", "gamma"])
+    assert renamed["state"].count("counts weights history shape") == 1 and "gamma" not in renamed["state"] + renamed["user"]
+
+
+def test_an_f_string_reading_a_field_blocks_it():
+    modules = {"m": 'from collections import namedtuple\nS = namedtuple("S", "alpha beta")\ndef show(s):\n    return f"{s.alpha}", s.beta\n'}
+    renamed = rename_fields(modules, ["alpha", "beta"])["m"]
+    assert "s.alpha" in renamed and "beta" not in renamed
+    scope: dict = {}
+    exec(renamed, scope)
+    assert scope["show"](scope["S"](1, 2)) == ("1", 2)
+
+
+def test_nothing_to_rename_returns_the_modules():
+    modules = {"m": "x = 1\n"}
+    assert rename_fields(modules, ["counts"]) == modules
