@@ -54,16 +54,25 @@ print(json.dumps(out))
 """
 
 
-def run(tmp_path: Path, disable_jit: bool) -> dict:
+def start(tmp_path: Path, disable_jit: bool) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp_path / "cache"), NUMBA_DISABLE_JIT="1" if disable_jit else "0")
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(process: subprocess.Popen) -> dict:
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_compiled_kernels_code_exactly_what_their_python_source_codes(tmp_path):
-    compiled = run(tmp_path, disable_jit=False)  # a fresh cache: compiled here, with types to inspect
-    python = run(tmp_path, disable_jit=True)
+    both = [start(tmp_path, disable_jit=False), start(tmp_path, disable_jit=True)]  # side by side: this test is the suite's longest
+    try:
+        compiled, python = map(result, both)  # the compiled one in a fresh cache: compiled there, with types to inspect
+    finally:
+        for process in both:
+            if process.poll() is None:
+                process.kill()
     assert compiled["kernels compiled"] > 10 and compiled["floats"] == []
     assert {k: v for k, v in compiled.items() if k not in ("floats", "kernels compiled")} == {k: v for k, v in python.items() if k != "floats"}
