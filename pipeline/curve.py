@@ -3,8 +3,11 @@
 `pipeline pack` writes ARCHIVE.curve.json beside each archive: after every chunk of coding
 steps, how many bytes of the file have been coded and the model's ideal code length so far
 (shards one after another). For a model that learns while it codes this is Rae's
-decomposition: the archive is the program that learns plus the area under this curve.
-`pipeline curve A.curve.json B.curve.json -o curve.png` draws several side by side.
+decomposition: the archive is the program that learns plus the area under this curve; for a
+model trained beforehand it is the two-part code: program and weights, then the payload.
+`pipeline curve A.curve.json B.curve.json -o curve.png` draws several side by side, and the
+archive's bytes so far along the file: each line starts at what is stored before the first
+byte (program, weights, tokenizer, header) and ends at the archive's size.
 """
 
 from __future__ import annotations
@@ -64,9 +67,13 @@ def curve_path(archive: Path) -> Path:
     return archive.with_name(archive.name + ".curve.json")
 
 
-def write_curve(archive: Path, label: str, file_name: str, file_size: int, payload_bytes: int, program_bytes: int, points: list) -> Path:
+def write_curve(archive: Path, label: str, file_name: str, file_size: int, parts: dict, points: list) -> Path:
+    """parts: the archive's bytes by part (archive_parts); program_bytes: all but the payload."""
     path = curve_path(archive)
-    record = {"label": label, "file": file_name, "size": file_size, "payload_bytes": payload_bytes, "program_bytes": program_bytes, "points": points}
+    record = {
+        "label": label, "file": file_name, "size": file_size, "payload_bytes": parts["payload"],
+        "program_bytes": sum(parts.values()) - parts["payload"], "parts": parts, "points": points,
+    }  # fmt: skip
     atomic_write_text(path, json.dumps(record, separators=(",", ":")) + "\n")
     return path
 
@@ -82,9 +89,22 @@ def read_curve(path: Path) -> dict:
     return dict(record, points=points)
 
 
+def archive_bytes_along(curve: dict, at: np.ndarray) -> np.ndarray:
+    """The archive's bytes once the file's first `at` bytes are coded: what it stores before
+    the first byte (program, weights, ...) plus the area under the curve so far."""
+    return curve.get("program_bytes", 0) + np.interp(at, curve["points"][:, 0], curve["points"][:, 1]) / 8
+
+
+def _fixed_label(curve: dict) -> str:
+    parts = curve.get("parts") or {}
+    weights = f", weights {parts['model']:,} B" if parts.get("model") else ""
+    total = f", {curve['program_bytes'] + curve['payload_bytes']:,} B in all" if "payload_bytes" in curve else ""
+    return f"{curve['label']}: {curve.get('program_bytes', 0):,} B before the first byte{weights}{total}"
+
+
 def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
-    """Bits per byte over windows of the coded bytes, one line per curve, and (with several)
-    each one's difference from the first in percent."""
+    """Bits per byte over windows of the coded bytes, one line per curve; (with several) each
+    one's difference from the first in percent; the archive's bytes so far along the file."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,26 +112,31 @@ def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
 
     n_bytes = int(min(c["points"][-1, 0] for c in curves))
     edges = np.append(np.arange(0, n_bytes, window), n_bytes)
-    rows = 2 if len(curves) > 1 else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 6.5 if rows == 2 else 4.5), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [2, 1][:rows]})
+    rows = 3 if len(curves) > 1 else 2
+    ratios = [2, 1, 1.5][:rows] if rows == 3 else [2, 1.5]
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 3 * sum(ratios)), sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
     top = axes[0, 0]
     windows = [np.diff(np.interp(edges, c["points"][:, 0], c["points"][:, 1])) for c in curves]
     for curve, bits in zip(curves, windows):
-        label = f"{curve['label']}: area {curve['points'][-1, 1] / 8:,.0f} B"
-        if curve.get("program_bytes"):
-            label += f" + program {curve['program_bytes']:,} B"
-        top.plot(edges[1:] / 1e6, bits / np.diff(edges), label=label)
+        top.plot(edges[1:] / 1e6, bits / np.diff(edges), label=f"{curve['label']}: area {curve['points'][-1, 1] / 8:,.0f} B")
     top.set_ylabel(f"bits per byte (windows of {window // 1024} KB)")
     top.set_title(f"{curves[0].get('file', '')}: code length along the file (the payload is the area under each curve)")
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
-    if rows == 2:
-        bottom = axes[1, 0]
-        bottom.axhline(0, color="gray", lw=0.8)
+    if rows == 3:
+        middle = axes[1, 0]
+        middle.axhline(0, color="gray", lw=0.8)
         for curve, bits in zip(curves[1:], windows[1:]):
-            bottom.plot(edges[1:] / 1e6, 100 * (bits / windows[0] - 1), label=curve["label"])
-        bottom.set_ylabel(f"% vs {curves[0]['label']}")
-        bottom.grid(alpha=0.3)
+            middle.plot(edges[1:] / 1e6, 100 * (bits / windows[0] - 1), label=curve["label"])
+        middle.set_ylabel(f"% vs {curves[0]['label']}")
+        middle.grid(alpha=0.3)
+    along = np.append(0, edges)
+    bottom = axes[-1, 0]
+    for curve in curves:
+        bottom.plot(along / 1e6, archive_bytes_along(curve, along) / 1e3, label=_fixed_label(curve))
+    bottom.set_ylabel("archive bytes so far (KB)")
+    bottom.legend(fontsize=8)
+    bottom.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("bytes of the file coded (MB; with one stream: the position in the file)")
     fig.tight_layout()
     with atomic_path(png) as tmp:

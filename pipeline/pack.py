@@ -138,7 +138,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
     points = file_curve(shards_coded, tokens, np.array([len(t) for t in tokenizer.table], dtype=np.int64))
     parts = archive_parts(out)
-    write_curve(out, out.name, Path(source.path).name, source.size, parts["payload"], total - parts["payload"], points)
+    write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 

@@ -12,7 +12,7 @@ from test_cli import one_line_error, runner
 
 from pipeline import curve as curve_module
 from pipeline.cli import app as pipeline_app
-from pipeline.curve import bytes_before, curve_path, file_curve
+from pipeline.curve import archive_bytes_along, bytes_before, curve_path, file_curve, read_curve
 from submissions.archive import archive_parts
 
 
@@ -48,6 +48,9 @@ def test_pack_writes_the_curve_and_pipeline_curve_draws_it(tmp_path, text_sample
     assert record["size"] == 6000 and points[-1, 0] == 6000 and (np.diff(points, axis=0) >= 0).all()
     assert record["payload_bytes"] == archive_parts(archive)["payload"]
     assert abs(points[-1, 1] / 8 - record["payload_bytes"]) < 0.02 * record["payload_bytes"] + 64  # the area is the payload
+    assert record["parts"] == archive_parts(archive) and record["program_bytes"] + record["payload_bytes"] == archive.stat().st_size
+    along = archive_bytes_along(read_curve(curve_path(archive)), np.array([0, 3000, 6000]))  # what is stored first, then the area
+    assert along[0] == record["program_bytes"] and along[0] < along[1] < along[2] and along[2] == record["program_bytes"] + points[-1, 1] / 8
     png = tmp_path / "curve.png"
     result = runner.invoke(pipeline_app, ["curve", str(curve_path(archive)), str(curve_path(archive)), "-o", str(png)])
     assert result.exit_code == 0, result.output
