@@ -57,6 +57,7 @@ def process_group(use_cuda: bool = False) -> Iterator[World]:
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         yield world
+        dist.barrier()  # leave together: gloo work still pending in one rank while another tears down can abort it (SIGABRT)
     finally:
         dist.destroy_process_group()
 

@@ -8,9 +8,9 @@ that is provably the whole story:
 
 - a field is left alone if the program also uses its name in any other way: a variable, a
   parameter, a function or class, an import, a keyword of any other call, a word of any other
-  string or of a string read any other way (a subscript, `.get`: a JSON key), anything inside
-  an f-string, or an attribute that numpy, numba or the standard library could own (their
-  modules and arrays are checked by name);
+  string, of a display that also holds other strings, or of a string read any other way (a
+  subscript, `.get`: a JSON key), anything inside an f-string, or an attribute that numpy,
+  numba or the standard library could own (their modules and arrays are checked by name);
 - a new name occurs nowhere in the program, not even inside a string.
 
 Edits are made token by token in the original text, and the result must parse to the original
@@ -58,16 +58,20 @@ def _foreign_attributes(trees: dict[str, ast.Module]) -> set[str]:
     return names | set(dir(np.ndarray)) | set(dir(np.dtype)) | set(dir(np.generic))
 
 
-def _listed(tree: ast.Module) -> set[int]:
-    """ids of the string constants that may name fields: dict display keys, items of tuple
-    and list displays, arguments of namedtuple(...). A string read any other way (a subscript,
-    `.get`, a comparison: a JSON key) blocks its words."""
+def _listed(tree: ast.Module, fields: set[str]) -> set[int]:
+    """ids of the string constants that may name fields: the keys of a dict display, the items
+    of a tuple or list display, where every one of them names fields only (a display that also
+    holds another name is a list of JSON keys or the like), and the arguments of namedtuple(...).
+    A string read any other way (a subscript, `.get`, a comparison: a JSON key) blocks its words."""
+
+    def all_fields(nodes) -> bool:
+        return all(isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.split() and set(n.value.split()) <= fields for n in nodes)
+
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            found.update(id(k) for k in node.keys if k is not None)
-        elif isinstance(node, (ast.Tuple, ast.List)):
-            found.update(id(e) for e in node.elts)
+        items = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, (ast.Tuple, ast.List)) else None
+        if items is not None and all_fields(items):
+            found.update(id(k) for k in items)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "namedtuple":
             found.update(id(a) for a in node.args)
     return found
@@ -77,7 +81,7 @@ def _blocked(trees: dict[str, ast.Module], fields: set[str]) -> set[str]:
     """The fields some use other than an attribute, a dict key or a field list blocks."""
     blocked = set()
     for tree in trees.values():
-        listed = _listed(tree)
+        listed = _listed(tree, fields)
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 blocked.add(node.id)

@@ -36,14 +36,16 @@ def test_fields_are_renamed_everywhere_they_occur_and_the_program_runs_the_same(
 
 
 def test_a_field_used_any_other_way_keeps_its_name():
-    """A JSON key read by subscript, a variable, a keyword of another call, an attribute numpy
-    owns: each blocks only its own field."""
+    """A JSON key read by subscript or listed beside other strings, a variable, a keyword of
+    another call, an attribute numpy owns: each blocks only its own field."""
     modules = {
-        "state": 'from collections import namedtuple\nS = namedtuple("S", "counts weights history shape gamma")\n',
-        "user": 'def other(s, header, np, history):\n    return header["counts"], np.zeros(3).shape, f(weights=1), s.gamma, s.history\n',
+        "state": 'from collections import namedtuple\nS = namedtuple("S", "counts weights history shape gamma delta")\n',
+        "user": 'def other(s, header, np, history):\n    return header["counts"], np.zeros(3).shape, f(weights=1), s.gamma, s.history, s.delta\n'
+                'KEYS = ("delta", "size")  # JSON keys, one of them also a field\n',
     }
-    renamed = rename_fields(modules, ["counts", "weights", "history", "shape", "gamma"])
+    renamed = rename_fields(modules, ["counts", "weights", "history", "shape", "gamma", "delta"])
     assert renamed["state"].count("counts weights history shape") == 1 and "gamma" not in renamed["state"] + renamed["user"]
+    assert '("delta", "size")' in renamed["user"] and "s.delta" in renamed["user"]
 
 
 def test_an_f_string_reading_a_field_blocks_it():
