@@ -2,6 +2,8 @@
 model, with config fields overridden, one line per config.
 
     python benchmarks/mix_screen.py runs/e6 '{}' '{"learning_rate": 14}' --tokens 300000
+    python benchmarks/mix_screen.py runs/e6 --leave-out     # each context's worth: the first
+                                                            # config once per context, without it
 
 Each config is coded in the same process (the kernels compile once), whole file, one stream,
 one coder block, as `pipeline pack` codes it by default. Sizes are exact; the seconds compare
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from submissions.decoder import encoding
+from submissions.decoder import encoding, mixing_model
 from submissions.decoder.model_registry import build_model
 from tokenizer import load_tokenizer
 
@@ -28,9 +30,13 @@ def main() -> None:
     parser.add_argument("configs", nargs="*", default=["{}"], help="JSON objects of MixConfig fields to override")
     parser.add_argument("--tokens", type=int, default=None, help="code only the first N tokens")
     parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--leave-out", action="store_true", help="code the first config once per context, with that context left out")
     args = parser.parse_args()
     table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
     tokens = np.load(args.run / "tokens.npy")[: args.tokens]
+    if args.leave_out:
+        leave_out(table, tokens, json.loads(args.configs[0]), args.streams)
+        return
     print(f"| config | payload (B) | bits/token | seconds |\n|---|---:|---:|---:|  ({len(tokens):,} tokens)")
     for text in args.configs:
         model = build_model(dict({"kind": "mix"}, **json.loads(text)), len(table), args.streams, 28, b"", token_bytes=table)
@@ -38,6 +44,29 @@ def main() -> None:
         payload, _ = encoding.encode_with_cost(model, tokens, args.streams, 28)
         seconds = time.perf_counter() - started
         print(f"| {text} | {len(payload):,} | {8 * len(payload) / len(tokens):.4f} | {seconds:.1f} |", flush=True)
+
+
+def leave_out(table: list, tokens: np.ndarray, config: dict, streams: int) -> None:
+    """One line per context: the payload without it (its embedding in the online network too,
+    if it has one) against the payload with every context."""
+    all_rows = mixing_model.context_table
+
+    def code(skip_salt=None) -> tuple[int, float]:
+        mixing_model.context_table = lambda *a: [row for row in all_rows(*a) if row[1] != skip_salt]
+        try:
+            model = build_model(dict({"kind": "mix"}, **config), len(table), streams, 28, b"", token_bytes=table)
+            started = time.perf_counter()
+            payload, _ = encoding.encode_with_cost(model, tokens, streams, 28)
+            return len(payload), time.perf_counter() - started
+        finally:
+            mixing_model.context_table = all_rows
+
+    full, seconds = code()
+    print(f"| context left out | salt | payload (B) | Δ (B) | seconds |\n|---|---:|---:|---:|---:|\n| none | – | {full:,} | – | {seconds:.1f} |", flush=True)
+    rows = all_rows(mixing_model.MixConfig(**config), streams, len(config.get("local_match_lengths", (1,))) + len(config.get("match_lengths", (2, 4))))
+    for name, salt, _ in rows[1:]:  # order 0 stays: the tree node alone
+        size, seconds = code(salt)
+        print(f"| {name} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
