@@ -92,19 +92,19 @@ def read_curve(path: Path) -> dict:
 def archive_bytes_along(curve: dict, at: np.ndarray) -> np.ndarray:
     """The archive's bytes once the file's first `at` bytes are coded: what it stores before
     the first byte (program, weights, ...) plus the area under the curve so far."""
-    return curve.get("program_bytes", 0) + np.interp(at, curve["points"][:, 0], curve["points"][:, 1]) / 8
+    return curve["program_bytes"] + np.interp(at, curve["points"][:, 0], curve["points"][:, 1]) / 8
 
 
 def _fixed_label(curve: dict) -> str:
-    parts = curve.get("parts") or {}
-    weights = f", weights {parts['model']:,} B" if parts.get("model") else ""
-    total = f", {curve['program_bytes'] + curve['payload_bytes']:,} B in all" if "payload_bytes" in curve else ""
-    return f"{curve['label']}: {curve.get('program_bytes', 0):,} B before the first byte{weights}{total}"
+    weights = (curve.get("parts") or {}).get("model")
+    weights = f", weights {weights:,} B" if weights else ""
+    return f"{curve['label']}: {curve['program_bytes']:,} B before the first byte{weights}, {curve['program_bytes'] + curve['payload_bytes']:,} B in all"
 
 
 def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
     """Bits per byte over windows of the coded bytes, one line per curve; (with several) each
-    one's difference from the first in percent; the archive's bytes so far along the file."""
+    one's difference from the first in percent; (for the curves of packed archives) the
+    archive's bytes so far along the file."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,9 +112,9 @@ def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
 
     n_bytes = int(min(c["points"][-1, 0] for c in curves))
     edges = np.append(np.arange(0, n_bytes, window), n_bytes)
-    rows = 3 if len(curves) > 1 else 2
-    ratios = [2, 1, 1.5][:rows] if rows == 3 else [2, 1.5]
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 3 * sum(ratios)), sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
+    archives = [c for c in curves if "program_bytes" in c]  # curves of packed archives (benchmarks draw configs)
+    ratios = [2] + [1] * (len(curves) > 1) + [1.5] * bool(archives)
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(9, 3 * sum(ratios)), sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
     top = axes[0, 0]
     windows = [np.diff(np.interp(edges, c["points"][:, 0], c["points"][:, 1])) for c in curves]
     for curve, bits in zip(curves, windows):
@@ -123,20 +123,20 @@ def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
     top.set_title(f"{curves[0].get('file', '')}: code length along the file (the payload is the area under each curve)")
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
-    if rows == 3:
+    if len(curves) > 1:
         middle = axes[1, 0]
         middle.axhline(0, color="gray", lw=0.8)
         for curve, bits in zip(curves[1:], windows[1:]):
             middle.plot(edges[1:] / 1e6, 100 * (bits / windows[0] - 1), label=curve["label"])
         middle.set_ylabel(f"% vs {curves[0]['label']}")
         middle.grid(alpha=0.3)
-    along = np.append(0, edges)
-    bottom = axes[-1, 0]
-    for curve in curves:
-        bottom.plot(along / 1e6, archive_bytes_along(curve, along) / 1e3, label=_fixed_label(curve))
-    bottom.set_ylabel("archive bytes so far (KB)")
-    bottom.legend(fontsize=8)
-    bottom.grid(alpha=0.3)
+    if archives:
+        bottom = axes[-1, 0]
+        for curve in archives:
+            bottom.plot(edges / 1e6, archive_bytes_along(curve, edges) / 1e3, label=_fixed_label(curve))
+        bottom.set_ylabel("archive bytes so far (KB)")
+        bottom.legend(fontsize=8)
+        bottom.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("bytes of the file coded (MB; with one stream: the position in the file)")
     fig.tight_layout()
     with atomic_path(png) as tmp:
