@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.curve import file_curve, plot_curves
+from pipeline.curve import file_curve, plot_curves, token_lengths
 from submissions.decoder import encoding
 from submissions.decoder.model_registry import build_model
 from tokenizer import load_tokenizer
@@ -30,7 +30,7 @@ def code_lengths(table: list, tokens: np.ndarray, overrides: dict) -> np.ndarray
     model = build_model(dict({"kind": "mix"}, **overrides), len(table), 1, 28, b"", token_bytes=table)
     points = []
     encoding.encode_with_cost(model, tokens, 1, 28, curve=points)
-    return np.array(file_curve([(0, len(tokens), 1, points)], tokens, np.array([len(t) for t in table], dtype=np.int64)))
+    return np.array(file_curve([(0, len(tokens), 1, points)], tokens, token_lengths(table)))
 
 
 def main() -> None:

@@ -51,21 +51,20 @@ def leave_out(table: list, tokens: np.ndarray, config: dict, streams: int) -> No
     if it has one) against the payload with every context."""
     all_rows = mixing_model.context_table
 
-    def code(skip_salt=None) -> tuple[int, float]:
+    def code(skip_salt=None) -> tuple[int, float, list]:
         mixing_model.context_table = lambda *a: [row for row in all_rows(*a) if row[1] != skip_salt]
         try:
             model = build_model(dict({"kind": "mix"}, **config), len(table), streams, 28, b"", token_bytes=table)
             started = time.perf_counter()
             payload, _ = encoding.encode_with_cost(model, tokens, streams, 28)
-            return len(payload), time.perf_counter() - started
+            return len(payload), time.perf_counter() - started, model.contexts
         finally:
             mixing_model.context_table = all_rows
 
-    full, seconds = code()
+    full, seconds, rows = code()
     print(f"| context left out | salt | payload (B) | Δ (B) | seconds |\n|---|---:|---:|---:|---:|\n| none | – | {full:,} | – | {seconds:.1f} |", flush=True)
-    rows = all_rows(mixing_model.MixConfig(**config), streams, len(config.get("local_match_lengths", (1,))) + len(config.get("match_lengths", (2, 4))))
     for name, salt, _ in rows[1:]:  # order 0 stays: the tree node alone
-        size, seconds = code(salt)
+        size, seconds, _ = code(salt)
         print(f"| {name} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.distributed import gather, launched_world, process_group
-from pipeline.curve import curve_path, file_curve, write_curve
+from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
@@ -136,7 +136,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
-    points = file_curve(shards_coded, tokens, np.array([len(t) for t in tokenizer.table], dtype=np.int64))
+    points = file_curve(shards_coded, tokens, token_lengths(tokenizer.table))
     parts = archive_parts(out)
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))

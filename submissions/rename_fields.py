@@ -167,8 +167,9 @@ def rename_fields(modules: dict[str, str], fields: list[str]) -> dict[str, str]:
                 taken.add(token.string)
                 uses[token.string] += token.string in fields
             elif token.type == tokenize.STRING:
-                taken.update((_string_value(token) or token.string).replace(".", " ").split())
-                uses.update(w for w in (_string_value(token) or "").split() if w in fields)
+                value = _string_value(token)
+                taken.update((value or token.string).replace(".", " ").split())
+                uses.update(w for w in (value or "").split() if w in fields)
     candidates = sorted((f for f in set(fields) - blocked if uses[f]), key=lambda f: (-uses[f] * len(f), f))
     names = (a + b for a in _LETTERS for b in _LETTERS if a + b not in taken)
     mapping = {}
