@@ -11,26 +11,27 @@ import zipfile
 
 import numpy as np
 
-from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER
+from submissions.archive import pack_modules
+from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts
 from tokenizer.table import pack_table
 
 
 def rezip(blob: bytes, edit_header=None, sections: dict | None = None) -> bytes:
-    """The archive with its header edited (edit_header(header) -> header) and sections
-    replaced, every CRC and section sha256 recomputed as a packer would."""
+    """The archive with its header edited (edit_header(header) -> header, or bytes to store as
+    the header's text) and sections replaced, every CRC recomputed as a packer would."""
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         members = {info.filename: zf.read(info) for info in zf.infolist()}
-    header = json.loads(members[HEADER])
-    for name, data in (sections or {}).items():
-        members[name] = data
-        header["sections"][name] = hashlib.sha256(data).hexdigest()
+    parts = program_parts(members[PROGRAM])
+    header = json.loads(parts[HEADER])
+    members.update(sections or {})
     if edit_header is not None:
         header = edit_header(header)
-    members[HEADER] = header if isinstance(header, bytes) else json.dumps(header).encode()
+    parts[HEADER] = header.decode() if isinstance(header, bytes) else json.dumps(header)
+    members[PROGRAM] = pack_modules(parts)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         for name, data in members.items():
-            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name in ("__main__.py", HEADER) else zipfile.ZIP_STORED)
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == "__main__.py" else zipfile.ZIP_STORED)
     return out.getvalue()
 
 

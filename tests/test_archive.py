@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import json
 import lzma
 import os
 import struct
@@ -44,10 +45,9 @@ from submissions.archive import (
     program_kind,
     shortened,
     strip_source,
-    unpack_modules,
 )
 from submissions.decoder import restore
-from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, read_archive
+from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, program_parts, read_archive
 from verify.report import jit_compile_seconds
 
 # the mechanics of archives on the context model: its kernels compile in a second in each
@@ -162,16 +162,21 @@ def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
     _, archive = packed
     with zipfile.ZipFile(archive) as zf:
         infos = {info.filename: info for info in zf.infolist()}
-    assert set(infos) == {"__main__.py", PROGRAM, HEADER, TOKENIZER, PAYLOAD}
+    assert set(infos) == {"__main__.py", PROGRAM, TOKENIZER, PAYLOAD}
     assert infos[PROGRAM].compress_type == zipfile.ZIP_STORED  # LZMA already: deflate would only add bytes
-    decoder_bytes = sum(_member_bytes(infos[name]) for name in ("__main__.py", PROGRAM)) + ZIP_END_RECORD
-    assert inspect(archive).parts["decoder"] == decoder_bytes
     with zipfile.ZipFile(archive) as zf:
-        text = lzma.decompress(zf.read(PROGRAM))
+        program = zf.read(PROGRAM)
+    parts, text = program_parts(program), lzma.decompress(program)
+    header_text = parts.pop(HEADER)
+    assert json.loads(header_text) == read_archive(str(archive))[0] and set(parts) == set(archive_decoder(archive))
+    header_bytes = len(program) - len(pack_modules(parts))  # what the header adds to the program's stream
+    assert 0 < header_bytes < len(zlib.compress(header_text.encode(), 9))  # cheaper there than deflated alone
+    decoder_bytes = sum(_member_bytes(infos[name]) for name in ("__main__.py", PROGRAM)) + ZIP_END_RECORD
+    assert inspect(archive).parts["decoder"] == decoder_bytes - header_bytes and inspect(archive).parts["header"] == header_bytes
     assert infos[PROGRAM].file_size < len(zlib.compress(text, 9))  # the point of LZMA over deflate
     assert f'read("{PROGRAM}")' in BOOTSTRAP and f'n=="{PACKAGE}"' in BOOTSTRAP and f"from {PACKAGE}.restore" in BOOTSTRAP
     assert minify_source(BOOTSTRAP) == BOOTSTRAP  # already as small as the minifier makes it
-    assert unpack_modules(pack_modules({"decoder": "x = 1\n", "decoder.a": ""})) == {"decoder": "x = 1\n", "decoder.a": ""}
+    assert program_parts(pack_modules({"decoder": "x = 1\n", "decoder.a": ""})) == {"decoder": "x = 1\n", "decoder.a": ""}
 
 
 @pytest.mark.parametrize("kind", ["context", "mix", "neural"])

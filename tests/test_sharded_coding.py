@@ -4,11 +4,9 @@ decodes them byte for byte."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +22,12 @@ from pipeline.run_dir import fresh_tokens, open_tokens
 from pipeline.train import train
 from pipeline.unpack import unpack
 from submissions.decoder import codec, encoding
+from submissions.decoder.container import read_archive
 from submissions.decoder.context_model import ContextModel
 from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
 from submissions.decoder.rans import CorruptPayload
 from tests.coding import PROB_BITS
+from tests.damaged import _set, rezip
 from tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def _restore(archive: Path, out: Path, *extra: str) -> bytes:
 def test_shards_and_blocks_restore_byte_for_byte(small_run, tmp_path, monkeypatch):
     monkeypatch.setattr(encoding, "BLOCK_SYMBOLS", 8 * 25)  # a block every 25 steps (8 streams, a symbol per token)
     result = pack(small_run / "run", tmp_path / "s.arc", shards=3, progress=False)
-    header = json.loads(zipfile.ZipFile(tmp_path / "s.arc").read("header.json"))
+    header, _ = read_archive(str(tmp_path / "s.arc"))
     shards = header["coding"]["shards"]
     assert [s["tokens"] for s in shards] == encoding.shard_sizes(result.n_tokens, 3) and header["coding"]["block_steps"] == 25
     assert sum(s["bytes"] for s in shards) == result.payload_bits // 8
@@ -141,14 +141,7 @@ def test_shards_and_blocks_restore_byte_for_byte(small_run, tmp_path, monkeypatc
 
 def test_a_corrupt_shard_size_is_refused_and_nothing_is_written(small_run, tmp_path):
     pack(small_run / "run", tmp_path / "s.arc", shards=2, progress=False)
-    with zipfile.ZipFile(tmp_path / "s.arc") as zf:
-        members = {name: zf.read(name) for name in zf.namelist()}
-    header = json.loads(members["header.json"])
-    header["coding"]["shards"][0]["bytes"] += 4
-    members["header.json"] = json.dumps(header).encode()
-    with zipfile.ZipFile(tmp_path / "bad.arc", "w") as zf:
-        for name, blob in members.items():
-            zf.writestr(name, blob)
+    (tmp_path / "bad.arc").write_bytes(rezip((tmp_path / "s.arc").read_bytes(), _set("coding.shards.0.bytes", 4 + read_archive(str(tmp_path / "s.arc"))[0]["coding"]["shards"][0]["bytes"])))
     done = subprocess.run([sys.executable, "-I", str(tmp_path / "bad.arc"), "-q", "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "payload size does not match its shards" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -185,7 +178,7 @@ def test_a_mixing_model_archive_shards_too(tmp_path, text_sample):
     data.write_bytes(text_sample[:5000])
     train(data, tmp_path / "run", config, progress=False)
     pack(tmp_path / "run", tmp_path / "c.arc", progress=False)  # shards from the run's config
-    assert len(json.loads(zipfile.ZipFile(tmp_path / "c.arc").read("header.json"))["coding"]["shards"]) == 2
+    assert len(read_archive(str(tmp_path / "c.arc"))[0]["coding"]["shards"]) == 2
     assert unpack(tmp_path / "c.arc", tmp_path / "out", progress=False).size == 5000
     assert (tmp_path / "out").read_bytes() == data.read_bytes()
 

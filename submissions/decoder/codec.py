@@ -38,7 +38,12 @@ def code(model, coder, tokens: np.ndarray, n_streams: int, block: int | None = N
     lengths = stream_lengths(len(tokens), n_streams)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     n_steps = int(lengths[0])
-    code_steps = model.code_steps if getattr(model, "binary", False) else _table_steps(model, n_streams)
+    if getattr(model, "binary", False):
+        code_steps = model.code_steps
+    else:
+        from .frequencies import table_steps  # only token-table models ship that module
+
+        code_steps = table_steps(model, n_streams)
     t = 0
     while t < n_steps:
         if block and t and t % block == 0:
@@ -55,22 +60,6 @@ def code(model, coder, tokens: np.ndarray, n_streams: int, block: int | None = N
         t = end
         if progress:
             progress(t, n_steps)
-
-
-def _table_steps(model, n_streams: int):
-    """code_steps for a token-table model: one frequency table per stream and step. A model
-    may keep its frequencies where it computed them (a GPU): `step_native`."""
-    step = getattr(model, "step_native", model.step)
-    prev = np.full(n_streams, -1, dtype=np.int64)
-
-    def code_steps(coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
-        for i in range(window.shape[1]):
-            k = int(np.count_nonzero(lengths > t0 + i))
-            window[:k, i] = coder.symbols(step(prev)[:k], window[:k, i])
-            prev[:] = -1
-            prev[:k] = window[:k, i]
-
-    return code_steps
 
 
 def decode(model, payload: bytes, n_tokens: int, n_streams: int, prob_bits: int, progress=None, block: int | None = None) -> np.ndarray:

@@ -1,46 +1,50 @@
-"""The data members of an archive: a JSON header and binary sections (the reading side;
-submissions/archive.py writes them).
+"""The data of an archive (the reading side; submissions/archive.py writes it).
 
-An archive is a zip application: the decoder's modules, a `__main__.py`, and
-the members below. Zip gives each member a CRC-32; the header adds a sha256 per
-section and the sha256 of the original file, which the decoder checks before it
-writes anything.
+An archive is a zip application of these members:
+
+    __main__.py   the bootstrap: unpacks `d` and runs decoder.restore
+    d             one LZMA stream of "name\\nsource" parts joined by NUL: the decoder's modules
+                  and, as the part `h`, the JSON header
+    t, p, m       the sections the header lists, stored: the tokenizer table, the payload, a
+                  neural model's weights
+
+Zip gives each member a CRC-32, checked before anything is read; the header gives the sha256 of
+the original file, checked before the restored file is written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import lzma
 import zipfile
 
-HEADER = "header.json"
-TOKENIZER = "tokenizer.bin"
-MODEL = "model.bin"
-PAYLOAD = "payload.bin"
+PROGRAM = "d"
+HEADER = "h"  # a part of PROGRAM: it shares the program's LZMA stream (its key names are the program's words)
+TOKENIZER = "t"
+MODEL = "m"
+PAYLOAD = "p"
 
 
 class ArchiveCorrupt(Exception):
     """The archive fails a checksum or is not an archive of this format."""
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def program_parts(blob: bytes) -> dict[str, str]:
+    """Part name -> text of the PROGRAM member (what the bootstrap reads)."""
+    return dict(part.split("\n", 1) for part in lzma.decompress(blob).decode("utf-8").split("\0"))
 
 
 def read_archive(path: str) -> tuple[dict, dict]:
     """(header, sections) of the archive at path; ArchiveCorrupt on any failed check."""
     try:
         with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()  # every member's CRC, the decoder's own code included
+            bad = zf.testzip()  # every member's CRC, the decoder's own code and the header included
             if bad is not None:
                 raise ArchiveCorrupt(f"member {bad} fails its CRC-32")
-            header = json.loads(zf.read(HEADER).decode("utf-8"))
+            header = json.loads(program_parts(zf.read(PROGRAM))[HEADER])
             sections = {name: zf.read(name) for name in header["sections"]}
     except (ArchiveCorrupt, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except Exception as exc:  # untrusted bytes: zip, zlib, json and struct can all fail
+    except Exception as exc:  # untrusted bytes: zip, lzma, json and struct can all fail
         raise ArchiveCorrupt(f"not a readable archive ({type(exc).__name__}: {exc})") from None
-    for name, digest in header["sections"].items():
-        if sha256_hex(sections[name]) != digest:
-            raise ArchiveCorrupt(f"section {name} fails its sha256")
     return header, sections

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rans import POSITION, STATE_LOW, WORD_BITS, CorruptPayload
+
 
 def normalize_frequencies(weights: np.ndarray, prob_bits: int) -> np.ndarray:
     """Integer weights (..., V), each >= 0 with a positive row sum -> frequencies.
@@ -67,3 +69,38 @@ def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     rows = np.arange(len(freqs))
     freq = freqs[rows, safe]
     return symbols, cumulative[rows, safe] - freq.astype(np.uint64), freq
+
+
+def decode_symbols(coder, prob_bits: int, freqs) -> np.ndarray:
+    """RansDecoder.symbols: one symbol for each of the first len(freqs) streams of the coder
+    arrays (rans.Coder), from their frequency tables."""
+    k, state = len(freqs), coder.state
+    slot = state[:k] & np.uint64((1 << prob_bits) - 1)
+    symbols, start, freq = locate_symbols(freqs, slot)
+    if np.any(symbols >= freqs.shape[1]):
+        raise CorruptPayload("frequency table does not cover the coder state")
+    x = freq.astype(np.uint64) * (state[:k] >> np.uint64(prob_bits)) + slot - start.astype(np.uint64)
+    refill = np.flatnonzero(x < np.uint64(STATE_LOW))  # ascending stream order: the order words were written
+    begin = int(coder.vars[POSITION])
+    if begin + len(refill) > len(coder.words):
+        raise CorruptPayload("payload ended early")
+    x[refill] = (x[refill] << np.uint64(WORD_BITS)) | coder.words[begin : begin + len(refill)].astype(np.uint64)
+    coder.vars[POSITION] = begin + len(refill)
+    state[:k] = x
+    return symbols
+
+
+def table_steps(model, n_streams: int):
+    """codec.code's code_steps for a token-table model: one frequency table per stream and
+    step. A model may keep its frequencies where it computed them (a GPU): `step_native`."""
+    step = getattr(model, "step_native", model.step)
+    prev = np.full(n_streams, -1, dtype=np.int64)
+
+    def code_steps(coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        for i in range(window.shape[1]):
+            k = int(np.count_nonzero(lengths > t0 + i))
+            window[:k, i] = coder.symbols(step(prev)[:k], window[:k, i])
+            prev[:] = -1
+            prev[:k] = window[:k, i]
+
+    return code_steps

@@ -88,22 +88,9 @@ class RansDecoder:
     def symbols(self, freqs, known=None) -> np.ndarray:
         """Decode one symbol for each of the first len(freqs) streams (an active prefix) from
         their frequency tables (`known`: the encoder's argument, unused here)."""
-        k, state = len(freqs), self.arrays.state
-        slot = state[:k] & np.uint64((1 << self.prob_bits) - 1)
-        from .frequencies import locate_symbols  # only token-table models ship that module
+        from .frequencies import decode_symbols  # only token-table models ship that module
 
-        symbols, start, freq = locate_symbols(freqs, slot)
-        if np.any(symbols >= freqs.shape[1]):
-            raise CorruptPayload("frequency table does not cover the coder state")
-        x = freq.astype(np.uint64) * (state[:k] >> np.uint64(self.prob_bits)) + slot - start.astype(np.uint64)
-        refill = np.flatnonzero(x < np.uint64(STATE_LOW))  # ascending stream order: the order words were written
-        begin = self.position
-        if begin + len(refill) > len(self.arrays.words):
-            raise CorruptPayload("payload ended early")
-        x[refill] = (x[refill] << np.uint64(WORD_BITS)) | self.arrays.words[begin : begin + len(refill)].astype(np.uint64)
-        self.arrays.vars[POSITION] = begin + len(refill)
-        state[:k] = x
-        return symbols
+        return decode_symbols(self.arrays, self.prob_bits, freqs)
 
     def check_finished(self) -> None:
         """A consistent payload ends with every state back at L and every word read."""
