@@ -438,14 +438,19 @@ def archive_parts(path: Path) -> dict[str, int]:
     return parts
 
 
-def _old_format_header(path: Path) -> dict | None:
-    """The header of an archive of format 6 or older (a member of its own then), or None."""
+def older_format(path: Path) -> int | None:
+    """The format version of an archive of format 6 or older (its header a member of its own
+    then, which read_archive does not look for), else None."""
     try:
         with zipfile.ZipFile(path) as zf:
-            header = json.loads(zf.read(OLD_HEADER_MEMBER))
-        return header if isinstance(header, dict) else None
-    except Exception:  # not that either: the caller reports the first failure
+            version = json.loads(zf.read(OLD_HEADER_MEMBER)).get("format_version")
+        return version if isinstance(version, int) else None
+    except Exception:  # not that either: the caller reports its own failure
         return None
+
+
+def format_refusal(path: Path, version) -> str:
+    return f"{path}: archive format {version}, this project reads format {FORMAT_VERSION} only (the archive restores itself: python {path} -o OUT)"
 
 
 def inspect(path: Path) -> ArchiveInfo:
@@ -454,15 +459,10 @@ def inspect(path: Path) -> ArchiveInfo:
     try:
         header, _ = read_archive(str(path))
     except ArchiveCorrupt as exc:
-        old = _old_format_header(path)
-        if old is None:
-            raise ArchiveError(f"{path}: corrupted or not an archive: {exc}") from None
-        header = old
+        version = older_format(path)
+        raise ArchiveError(f"{path}: corrupted or not an archive: {exc}" if version is None else format_refusal(path, version)) from None
     if header.get("format_version") != FORMAT_VERSION:
-        raise ArchiveError(
-            f"{path}: archive format {header.get('format_version')}, this project reads format {FORMAT_VERSION} only"
-            f" (the archive restores itself: python {path} -o OUT)"
-        )
+        raise ArchiveError(format_refusal(path, header.get("format_version")))
     try:
         Header.parse(header)  # its structure, before anyone sizes anything by it
     except HeaderError as exc:

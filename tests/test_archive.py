@@ -26,6 +26,7 @@ from pipeline.data import sample_bytes
 from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
+from pipeline.unpack import unpack
 from submissions import archive as archive_module
 from submissions.archive import (
     BOOTSTRAP,
@@ -121,7 +122,7 @@ FORMAT_3 = Path(__file__).parent / "data" / "format3-mix.arc"  # made with commi
 
 def test_an_archive_of_format_3_still_restores_itself(tmp_path):
     """Archives carry their decoder: one made before the kernels (numpy lock-step mixing model)
-    restores byte for byte, and this project's inspect points there instead of misreading it."""
+    restores byte for byte, and this project's inspect and unpack point there instead of misreading it."""
     copy = tmp_path / FORMAT_3.name
     copy.write_bytes(FORMAT_3.read_bytes())
     result = run_archive(copy, tmp_path / "out")
@@ -131,6 +132,9 @@ def test_an_archive_of_format_3_still_restores_itself(tmp_path):
     assert restored == sample_bytes()[100_000:101_500]
     with pytest.raises(ArchiveError, match="format 3.*restores itself"):
         inspect(copy)
+    with pytest.raises(UserError, match="format 3.*restores itself"):
+        unpack(copy, tmp_path / "by-unpack", progress=False)
+    assert not (tmp_path / "by-unpack").exists()
 
 
 def test_parts_add_up_to_the_file_size(packed):
