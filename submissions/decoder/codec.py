@@ -9,7 +9,8 @@ coder knows the direction: an encoder (encoding.RansEncoder) reads the tokens an
 their intervals, a decoder (rans.RansDecoder) reads the payload and writes the tokens. A
 binary model codes a chunk in its own compiled kernel (`code_steps`), bit by bit; a
 token-table model (`binary = False`) gives a frequency table over the vocabulary per step
-(`step(prev)`) and the coder codes every active stream's symbol at once.
+(`step(prev)`) and every active stream's symbol is coded at once (frequencies.table_steps:
+decoded by decode_symbols, recorded by RansEncoder.symbols).
 
 Every `block` steps (encoding.block_steps) the coder ends a block (rans.py), so the encoder
 holds one block's intervals, never the whole file's. A large input is also cut into shards:

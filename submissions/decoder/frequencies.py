@@ -72,8 +72,8 @@ def locate_symbols(freqs, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def decode_symbols(coder, prob_bits: int, freqs) -> np.ndarray:
-    """RansDecoder.symbols: one symbol for each of the first len(freqs) streams of the coder
-    arrays (rans.Coder), from their frequency tables."""
+    """Decode one symbol for each of the first len(freqs) streams (an active prefix) of the
+    coder arrays (rans.Coder) from their frequency tables."""
     k, state = len(freqs), coder.state
     slot = state[:k] & np.uint64((1 << prob_bits) - 1)
     symbols, start, freq = locate_symbols(freqs, slot)
@@ -92,14 +92,18 @@ def decode_symbols(coder, prob_bits: int, freqs) -> np.ndarray:
 
 def table_steps(model, n_streams: int):
     """codec.code's code_steps for a token-table model: one frequency table per stream and
-    step. A model may keep its frequencies where it computed them (a GPU): `step_native`."""
+    step, decoded here or recorded by the encoder. A model may keep its frequencies where it
+    computed them (a GPU): `step_native`."""
     step = getattr(model, "step_native", model.step)
     prev = np.full(n_streams, -1, dtype=np.int64)
 
     def code_steps(coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
         for i in range(window.shape[1]):
             k = int(np.count_nonzero(lengths > t0 + i))
-            window[:k, i] = coder.symbols(step(prev)[:k], window[:k, i])
+            if coder.decoding:
+                window[:k, i] = decode_symbols(coder.arrays, coder.prob_bits, step(prev)[:k])
+            else:
+                coder.symbols(step(prev)[:k], window[:k, i])
             prev[:] = -1
             prev[:k] = window[:k, i]
 

@@ -14,7 +14,7 @@ token-table model coding one symbol per stream, a binary model all of a stream's
 
 One set of arrays (`Coder`) serves both sides: a binary model's kernel calls
 binary_coder.code_bit, which decodes a decision or records its interval; token-table models go
-through RansDecoder.symbols and RansEncoder.symbols (encoding.py), vectorized over streams.
+through frequencies.decode_symbols and RansEncoder.symbols (encoding.py), vectorized over streams.
 
 Frequencies: every symbol >= 1, every table sums to exactly 2**prob_bits (prob_bits <= 31);
 frequencies.py turns model scores into such tables.
@@ -84,13 +84,6 @@ class RansDecoder:
         if np.any(self.arrays.state != np.uint64(STATE_LOW)):
             raise CorruptPayload("a block did not end in the coder's initial state")
         self._read_states()
-
-    def symbols(self, freqs, known=None) -> np.ndarray:
-        """Decode one symbol for each of the first len(freqs) streams (an active prefix) from
-        their frequency tables (`known`: the encoder's argument, unused here)."""
-        from .frequencies import decode_symbols  # only token-table models ship that module
-
-        return decode_symbols(self.arrays, self.prob_bits, freqs)
 
     def check_finished(self) -> None:
         """A consistent payload ends with every state back at L and every word read."""
