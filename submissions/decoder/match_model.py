@@ -23,14 +23,14 @@ HASH_MULTIPLIER = U(0x9E3779B97F4A7C15)
 STREAM_MULTIPLIER = U(0xD6E8FEB86659FD93)
 CLASSES = 16  # quantized match lengths; class 0 = no usable match
 VERIFY = 32  # tokens compared backwards when a match is found
-TABLE_BITS = 22  # remembered contexts per match model (32 MiB)
+TABLE_BITS = 22  # remembered contexts per match model (16 MiB)
 LENGTH, POINTER, PREDICTED, CLASS = range(4)  # columns of match_state
 
 
 def new_match_state(n_models: int, n_streams: int, n_bits: int, table_bits: int) -> dict:
     """Arrays of n_models match models; 2**min(table_bits, TABLE_BITS) places each."""
     return {
-        "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.int64),  # place + 1; 0: none
+        "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.uint32),  # place + 1; 0: none (files under 2**32 - 1 tokens)
         "match_state": np.zeros((n_models, n_streams, 4), dtype=np.int64),
         "match_hash": np.zeros((n_models, n_streams), dtype=np.uint64),
         "match_maps": new_state_maps(n_models * CLASSES * n_bits).reshape(n_models, CLASSES * n_bits),  # confidence by (length class, depth)
