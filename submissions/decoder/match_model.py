@@ -30,7 +30,7 @@ LENGTH, POINTER, PREDICTED, CLASS = range(4)  # columns of match_state
 def new_match_state(n_models: int, n_streams: int, n_bits: int, table_bits: int) -> dict:
     """Arrays of n_models match models; 2**min(table_bits, TABLE_BITS) places each."""
     return {
-        "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.uint32),  # place + 1; 0: none (files under 2**32 - 1 tokens)
+        "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.uint32),  # place + 1; 0: none (a shard past 2**32 - 1 tokens wraps places alike on both sides: exact, fewer matches found)
         "match_state": np.zeros((n_models, n_streams, 4), dtype=np.int64),
         "match_hash": np.zeros((n_models, n_streams), dtype=np.uint64),
         "match_maps": new_state_maps(n_models * CLASSES * n_bits).reshape(n_models, CLASSES * n_bits),  # confidence by (length class, depth)
