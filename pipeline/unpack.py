@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.distributed import gather, launched_world, process_group
-from submissions.archive import format_refusal, older_format
+from submissions.archive import older_format_refusal
 from submissions.errors import UserError
 from submissions.fileio import claim_output, require_file
 from pipeline.progress import progress_bar
@@ -61,8 +61,7 @@ def _unpack(archive: Path, out: Path, world, progress: bool) -> UnpackResult | N
         decoded = {i: tokens for part in everyone for i, tokens in part.items()}
         write_restored(header, sections, (decoded.pop(i) for i in range(len(shards))), str(out))
     except ArchiveCorrupt as exc:
-        version = older_format(archive)
-        raise UserError(f"{archive}: {exc}" if version is None else format_refusal(archive, version)) from None
+        raise UserError(older_format_refusal(archive) or f"{archive}: {exc}") from None
     except RestoreError as exc:
         raise UserError(f"{archive}: {exc}") from None
     except Exception as exc:  # untrusted bytes the checksums let through: one line, nothing written

@@ -260,8 +260,6 @@ def add_member(zf: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> N
     zf.writestr(info, data, compresslevel=9 if compress else None)
 
 
-
-
 def runtime_of(model_config: dict) -> list[str]:
     """pip names of what the decoder needs for this model, beyond the stdlib."""
     return list(model_class(model_config["kind"]).runtime)
@@ -349,6 +347,7 @@ def archive_decoder(path: Path) -> dict[str, str]:
         raise ArchiveError(f"{path}: the decoder program does not unpack ({type(exc).__name__}: {exc})") from None
     parts.pop(HEADER, None)
     return parts
+
 
 def make_header(config: dict, model: dict, original: dict, coding: dict, runtime: list[str], packed_with: dict) -> dict:
     """The header (its layout since format 4), stating each fact once: `model`, `coding` (prob_bits, block_steps,
@@ -438,15 +437,16 @@ def archive_parts(path: Path) -> dict[str, int]:
     return parts
 
 
-def older_format(path: Path) -> int | None:
-    """The format version of an archive of format 6 or older (its header a member of its own
-    then, which read_archive does not look for), else None."""
+def older_format_refusal(path: Path) -> str | None:
+    """For an archive of format 6 or older (its header a member of its own then, which
+    read_archive does not look for): why this project does not read it, and what restores it;
+    else None."""
     try:
         with zipfile.ZipFile(path) as zf:
             version = json.loads(zf.read(OLD_HEADER_MEMBER)).get("format_version")
-        return version if isinstance(version, int) else None
     except Exception:  # not that either: the caller reports its own failure
         return None
+    return format_refusal(path, version) if isinstance(version, int) else None
 
 
 def format_refusal(path: Path, version) -> str:
@@ -459,8 +459,7 @@ def inspect(path: Path) -> ArchiveInfo:
     try:
         header, _ = read_archive(str(path))
     except ArchiveCorrupt as exc:
-        version = older_format(path)
-        raise ArchiveError(f"{path}: corrupted or not an archive: {exc}" if version is None else format_refusal(path, version)) from None
+        raise ArchiveError(older_format_refusal(path) or f"{path}: corrupted or not an archive: {exc}") from None
     if header.get("format_version") != FORMAT_VERSION:
         raise ArchiveError(format_refusal(path, header.get("format_version")))
     try:
