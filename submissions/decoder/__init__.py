@@ -5,4 +5,4 @@ present) only, and no imports from the rest of the project: this package is copi
 imports the same modules to encode, so encoder and decoder cannot drift apart.
 """
 
-FORMAT_VERSION = 8  # 4: each header fact stated once; binary models code stream by stream, bit by bit, in compiled kernels; 5: the mixing model adds runs and indirect contexts (same header); 6: the mixing model adds an online network (same header); 7: the header is a part of the program's LZMA stream, members have one-letter names, no per-section sha256 (zip's CRC-32 covers them); 8: the mixing model adds five contexts (same header)
+FORMAT_VERSION = 9  # 4: each header fact stated once; binary models code stream by stream, bit by bit, in compiled kernels; 5: the mixing model adds runs and indirect contexts (same header); 6: the mixing model adds an online network (same header); 7: the header is a part of the program's LZMA stream, members have one-letter names, no per-section sha256 (zip's CRC-32 covers them); 8: the mixing model adds five contexts (same header); 9: three more contexts, a final mixer by the last token, 16-bit coded probabilities, no match refiner, learning rate 16 (same header)

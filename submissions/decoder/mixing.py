@@ -37,6 +37,7 @@ YOUNG_BOOST, YOUNG_USES = 3, 256  # a weight vector's first uses step further (s
 MAX_USES = 1 << 30
 REFINER_KNOTS = 24
 REFINER_PRIOR = 16  # a refiner knot starts as if it had seen this many bits at its center
+FINE_BITS = 4  # refiners answer in 12 + FINE_BITS bits, the coder codes that: very sure bits cost less (-0.03% on enwik6)
 
 
 def count_class_table(limit: int = MAX_COUNT_LIMIT) -> np.ndarray:
@@ -111,6 +112,12 @@ def map_p(maps, i):
 
 
 @kernel
+def map_p_fine(maps, i):
+    """P(1) in 12 + FINE_BITS bits."""
+    return I(maps[i]) >> (N_BITS + P_BITS - PROB_BITS - FINE_BITS)
+
+
+@kernel
 def map_learn(maps, i, bit, limit):
     entry = I(maps[i])
     n, p = entry & ((1 << N_BITS) - 1), entry >> N_BITS
@@ -147,14 +154,15 @@ def mix_dot(weights, row, inputs):
 @kernel
 def mix_learn(weights, uses, row, inputs, p, bit, learning_rate):
     """A gradient step on coding cost; a vector used few times steps up to 1 + YOUNG_BOOST
-    times as far (rare sets learn faster: -0.17% on the first half of enwik6)."""
+    times as far (rare sets learn faster: -0.17% on the first half of enwik6). Steps are
+    rounded to nearest, not down (down biased every weight: +0.04% on enwik6)."""
     used = I(uses[row])
     rate = learning_rate + learning_rate * YOUNG_BOOST * YOUNG_USES // (used + YOUNG_USES)
     uses[row] = min(used + 1, MAX_USES)
     error = ((bit << PROB_BITS) - p) * rate
     start = start_weight(inputs)
     for i in range(len(inputs)):
-        w = I(weights[row, i]) + start + (I(inputs[i]) * error >> WEIGHT_SHIFT)
+        w = I(weights[row, i]) + start + ((I(inputs[i]) * error + (1 << (WEIGHT_SHIFT - 1))) >> WEIGHT_SHIFT)
         weights[row, i] = min(max(w, -WEIGHT_LIMIT), WEIGHT_LIMIT) - start
 
 
@@ -180,10 +188,11 @@ def new_refiner(contexts: int) -> np.ndarray:
 
 @kernel
 def refine(maps, context, p):
-    """(refined p, the knot that learns): p's stretch falls between two knots of the context;
-    the result interpolates their probabilities and the nearer knot learns the bit."""
+    """(refined p in 12 + FINE_BITS bits, the knot that learns): p's stretch (p: 12 bits)
+    falls between two knots of the context; the result interpolates their probabilities and
+    the nearer knot learns the bit."""
     position = (stretch_of(p) + 2048) * (REFINER_KNOTS - 1)
     low = context * REFINER_KNOTS + (position >> 12)
     weight = position & 4095
-    refined = (map_p(maps, low) * (4096 - weight) + map_p(maps, low + 1) * weight) >> 12
+    refined = (map_p_fine(maps, low) * (4096 - weight) + map_p_fine(maps, low + 1) * weight) >> 12
     return refined, low + (weight >= 2048)

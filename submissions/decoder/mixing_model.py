@@ -5,7 +5,7 @@ so far form a node of the binary tree over token ids. Per decision, for one stre
 bottom (lpaq1's shape): every context (contexts.py) gives the counts of its cell for this
 node, which a state map turns into a probability, and its run (run_model.py: the token it saw
 last, how many times in a row); match models add their confidence, logistic
-mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, four
+mixers (one per selector) combine the stretched inputs, final mixers combine the mixers, three
 refiners adjust the result; the coder codes the bit; everything learns it. Encoder and decoder
 start empty and apply the same updates, so the archive stores nothing but the config.
 
@@ -51,7 +51,6 @@ from .contexts import (  # facts set per token
 from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
 from .match_model import CLASS as MATCH_CLASS_COLUMN
-from .match_model import CLASSES as MATCH_CLASSES
 from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
 from .online_model import new_online_state, online_hidden, online_learn_bit, online_learn_token, online_logit
@@ -59,6 +58,7 @@ from .run_model import new_run_state, run_find, run_input, run_learn, run_record
 from .mixing import (
     CELL_STATES,
     GROUP_BITS,
+    FINE_BITS,
     MAP_LIMIT,
     U,
     claim_bucket,
@@ -99,7 +99,7 @@ T_LENGTH, T_AFTER_NEWLINE, T_LINE_IN_TOKEN, T_BREAKS, T_OPENS, T_MARK_OLDER, T_M
 # token_hash: per token id, uint64 columns
 T_TAIL, T_WORD_TAIL, T_FOLDED, T_FOLDED_WORD_TAIL = range(4)
 # refine_at: the knots that learn
-NODE_KNOT, TOKEN_KNOT, TOKENS_KNOT, MATCH_KNOT = range(4)
+NODE_KNOT, TOKEN_KNOT, TOKENS_KNOT = range(3)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class MixConfig:
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
     match_lengths: tuple = (2, 4)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
-    learning_rate: int = 20  # mixer step size
+    learning_rate: int = 16  # mixer step size
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
     online_rates: tuple = (8, 48)  # its learning rates in 1/1024: output weights, embeddings
     online_table_bits: int = 20  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (194 MiB at 96 units)
@@ -137,7 +137,7 @@ class MixConfig:
 MixState = namedtuple(
     "MixState",
     "params parts salts buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact"
-    " final_offset refiner match_refiner match_table match_state match_hash match_maps match_lengths match_local"
+    " final_offset refiner match_table match_state match_hash match_maps match_lengths match_local"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
     " run_table run_maps run_found run_alive"
     " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
@@ -213,7 +213,7 @@ class ContextMixingModel:
         sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
         by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
-        final_sets = [size * n_bits for _, _, size, _ in FINAL_LAYER]
+        final_sets = [(vocab_size + 1 if size is None else size) * n_bits for _, _, size, _ in FINAL_LAYER]
         weights, uses = new_mixer(sum(sets), n_inputs)
         final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
         history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
@@ -235,7 +235,6 @@ class ContextMixingModel:
             final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
             final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
             refiner=new_refiner((1 << n_bits) + 2 * TOKEN_REFINER_CONTEXTS),  # by node; by (last token, node); by (last two tokens, node)
-            match_refiner=new_refiner(MATCH_CLASSES * 2 * n_bits),  # by (match length, expected bit, depth)
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),
             match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths), dtype=np.int64),
@@ -260,7 +259,7 @@ class ContextMixingModel:
             final_sets=np.zeros(len(FINAL_LAYER), dtype=np.int64),
             final_p=np.zeros(len(FINAL_LAYER), dtype=np.int64),
             match_alive=np.zeros((max(1, len(lengths)), 2), dtype=np.int64),  # (length class while alive, expected bit)
-            refine_at=np.zeros(4, dtype=np.int64),
+            refine_at=np.zeros(3, dtype=np.int64),
         )
         arrays["lines"][:, PREVIOUS_LINE] = -1
         self.state = MixState(**arrays)
@@ -340,7 +339,7 @@ def code_token(s, coder, b, position, token, neural):
             continue
         p = predict_bit(s, b, depth, node, neural)
         bit = 0 if decoding else token >> below & 1
-        bit = code_bit(coder, b, (PROB_ONE - p) << (prob_bits - PROB_BITS), bit)
+        bit = code_bit(coder, b, ((PROB_ONE << FINE_BITS) - p) << (prob_bits - PROB_BITS - FINE_BITS), bit)
         learn_bit(s, depth, node, bit)
         if s.params[HAS_ONLINE]:
             online_learn_bit(s, node, depth, bit)
@@ -410,7 +409,7 @@ def choose_buckets(s, node):
 
 @kernel
 def predict_bit(s, b, depth, node, neural):
-    """P(bit = 1) in [1, 4095] for stream b at this node."""
+    """P(bit = 1) in 12 + FINE_BITS bits (never 0 or 1) for stream b at this node."""
     n_bits, n_contexts = s.params[N_BITS], s.params[N_CONTEXTS]
     in_group = depth % GROUP_BITS
     cell = (1 << in_group) | (node & ((1 << in_group) - 1))  # the node's cell in its group's bucket
@@ -463,10 +462,7 @@ def predict_bit(s, b, depth, node, neural):
     by_token, s.refine_at[TOKEN_KNOT] = refine(s.refiner, (1 << n_bits) + token_node, mixed)
     tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(48))
     by_tokens, s.refine_at[TOKENS_KNOT] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + tokens_node, mixed)
-    p = (mixed + by_node + by_token + by_tokens) >> 2
-    # a fourth refiner, by the match model's state, on the result: half of the final output
-    by_match, s.refine_at[MATCH_KNOT] = refine(s.match_refiner, (match_class * 2 + s.match_alive[0, 1] * (match_class > 0)) * n_bits + depth, p)
-    return min(max((p + by_match) >> 1, 1), PROB_ONE - 1)
+    return min(max(((mixed << FINE_BITS) + by_node + by_token + by_tokens) >> 2, 1), (PROB_ONE << FINE_BITS) - 1)
 
 
 @kernel
@@ -501,7 +497,6 @@ def learn_bit(s, depth, node, bit):
     map_learn(s.refiner, s.refine_at[NODE_KNOT], bit, MAP_LIMIT)
     map_learn(s.refiner, s.refine_at[TOKEN_KNOT], bit, MAP_LIMIT)
     map_learn(s.refiner, s.refine_at[TOKENS_KNOT], bit, MAP_LIMIT)
-    map_learn(s.match_refiner, s.refine_at[MATCH_KNOT], bit, MAP_LIMIT)
 
 
 @kernel
