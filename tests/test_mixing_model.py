@@ -33,7 +33,7 @@ from submissions.decoder.contexts import (
 )
 from submissions.decoder.logistic import SQUASH_TABLE, STRETCH_TABLE, squash
 from submissions.decoder.match_model import CLASS, LENGTH, PREDICTED
-from submissions.decoder.mixing import BUCKET_WORDS, MAP_LIMIT, new_mixer, new_state_maps
+from submissions.decoder.mixing import BUCKET_WORDS, MAP_LIMIT, WAYS, new_mixer, new_state_maps
 from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
 
 PROB_BITS = 28
@@ -209,24 +209,25 @@ def test_single_token_vocabulary_codes_to_nothing_but_the_coder_states():
     assert len(round_trip(tokens, 1, 4, **SMALL)) == 4 * 8
 
 
-def test_a_context_keeps_its_bucket_and_the_less_used_one_is_replaced():
-    buckets = np.zeros(64, dtype=np.uint32)
-    bits = 3  # 8 buckets of 8 words
-    a = np.uint64(5 << 61 | 0xAAAA << 16)  # bucket 5 (pair 4-5), check 0xAAAA...
-    b = np.uint64(5 << 61 | 0xBBBB << 16)
-    c = np.uint64(4 << 61 | 0xCCCC << 16)
-    at_a = kernels.claim(buckets, a, bits)
-    assert at_a == 5 * BUCKET_WORDS and buckets[at_a] == 0xAAAA
-    for _ in range(3):
-        kernels.count(buckets, at_a + 1, 1, 255)
-    assert kernels.claim(buckets, a, bits) == at_a  # found again, counts kept
-    assert buckets[at_a + 1] >> 12 & 0xFFF == 3
-    at_b = kernels.claim(buckets, b, bits)
-    assert at_b == 4 * BUCKET_WORDS  # the pair's other, unused bucket
-    kernels.count(buckets, at_b + 1, 0, 255)
-    assert kernels.claim(buckets, c, bits) == at_b  # b has seen less than a: c replaces it, cleared
-    assert buckets[at_b] == 0xCCCC and not buckets[at_b + 1 : at_b + BUCKET_WORDS].any()
-    assert kernels.claim(buckets, a, bits) == at_a
+def test_a_context_keeps_its_bucket_and_the_least_used_of_its_set_is_replaced():
+    buckets = np.zeros(2 * WAYS * BUCKET_WORDS, dtype=np.uint32)
+    bits = (2 * WAYS).bit_length() - 1  # two sets of WAYS buckets
+
+    def context(bucket: int, check: int) -> np.uint64:
+        return np.uint64(bucket << (64 - bits) | check << 16)
+
+    owners = []
+    for i in range(WAYS):
+        owners.append(kernels.claim(buckets, context(3, 0x1000 + i), bits))
+        for _ in range(i + 2 if i != 5 else 1):  # the sixth context sees least
+            kernels.count(buckets, owners[-1] + 1, 1, 255)
+    assert owners[0] == 3 * BUCKET_WORDS and buckets[owners[0]] == 0x1000  # its own bucket first
+    assert sorted(owners) == [k * BUCKET_WORDS for k in range(WAYS)]  # then the set's unused ones, never the other set's
+    assert kernels.claim(buckets, context(3, 0x1001), bits) == owners[1]  # found again, counts kept
+    assert buckets[owners[1] + 1] >> 12 & 0xFFF == 3
+    assert kernels.claim(buckets, context(6, 0x2000), bits) == owners[5]  # a new one replaces the least used, cleared
+    assert buckets[owners[5]] == 0x2000 and not buckets[owners[5] + 1 : owners[5] + BUCKET_WORDS].any()
+    assert all(kernels.claim(buckets, context(3, 0x1000 + i), bits) == owners[i] for i in range(WAYS) if i != 5)
 
 
 def test_counts_are_halved_past_the_limit_and_remember_the_last_bits():
@@ -307,18 +308,19 @@ def test_repeats_cost_little(text_sample):
 def test_the_context_and_selector_tables_are_pinned():
     """Names, salts and parts of every context and the mixer selectors are archive format:
     a change here must come with a new format version (and this pin)."""
-    rows = context_table(MixConfig(), 1, 3)
-    assert len({salt for _, salt, _ in rows}) == len(rows) == 46  # one salt per context
-    assert len(context_table(MixConfig(), 2, 3)) == 50  # + the 4 local contexts with several streams
+    matches = len(MixConfig().match_lengths) + len(MixConfig().local_match_lengths)
+    rows = context_table(MixConfig(), 1, matches)
+    assert len({salt for _, salt, _ in rows}) == len(rows) == 49  # one salt per context
+    assert len(context_table(MixConfig(), 2, matches)) == 53  # + the 4 local contexts with several streams
     table = json.dumps([rows, selector_table(MixConfig()), list(FINAL_LAYER), ONLINE_SALTS])
-    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "08079ad0962082b1"
+    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "77f789c633afb8b2"
 
 
 def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "2f4e733d4e5b34dc"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "63f86f613808ee36"
 
 
 def test_a_changed_payload_is_refused():

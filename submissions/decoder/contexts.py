@@ -141,6 +141,7 @@ FINAL_LAYER = (
     ("contexts seen", SEEN_CLASS, 128, False),
     ("last byte", LAST_BYTE, 256, False),
     ("last token", LAST_TOKEN, None, False),
+    ("mark", MARK, 257, False),
 )
 
 

@@ -110,7 +110,7 @@ class MixConfig:
     kind: str = "mix"
     orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
     sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
-    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 8), (2, 2), (3, 3))  # (skip, n): n bytes of text, skip bytes back
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4))  # (skip, n): n bytes of text, skip bytes back
     word: bool = True  # contexts of the current word, with the word before it, with the last token
     lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
@@ -118,7 +118,7 @@ class MixConfig:
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
-    match_lengths: tuple = (2, 4)  # one match model per length: tokens of context a match must share
+    match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 16  # mixer step size
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
