@@ -81,7 +81,7 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same by
 
 
 PROJECT_ONLY_MODULES = {"encoding", "kernel_cache"}  # the encoder side, the disk cache of kernels: archives never need them
-STAND_INS = {"online_model": "online_off"}  # a module and the file shipped in its place where the model leaves it unused
+STAND_INS = {"online_model": "online_off", "neural_input": "neural_off"}  # a module and the file shipped in its place where the model leaves it unused
 
 
 class ArchiveError(UserError):
@@ -281,12 +281,14 @@ def unused_modules(kind: str) -> set[str]:
 
 def program_kind(model_config: dict) -> str:
     """The module set an archive of this model needs (a mixing model with a neural input
-    also needs the neural model's modules); "~online_model": a mixing model without the online
-    network carries online_model's stand-in (STAND_INS) instead of its code."""
+    also needs the neural model's modules); "~online_model" ("~neural_input"): a mixing model
+    without the online network (without a neural input) carries that module's stand-in
+    (STAND_INS) instead of its code."""
     kind = model_config["kind"]
     if kind != "mix":
         return kind
-    return ("mix+neural" if model_config.get("neural") else "mix") + ("" if model_config.get("online_hidden", MixConfig.online_hidden) else "~online_model")
+    neural, online = model_config.get("neural"), model_config.get("online_hidden", MixConfig.online_hidden)
+    return ("mix+neural" if neural else "mix") + ("" if online else "~online_model") + ("" if neural else "~neural_input")
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:

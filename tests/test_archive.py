@@ -33,6 +33,7 @@ from submissions.archive import (
     DECODER_DIR,
     PACKAGE,
     PROGRAM,
+    STAND_INS,
     ZIP_END_RECORD,
     ArchiveError,
     _member_bytes,
@@ -92,7 +93,9 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     """The mixing model, one stream: its kernels compile in the archive's own process."""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
     assert inspect(archive).header["coding"]["shards"][0]["streams"] == 1
-    assert archive_decoder(archive)["decoder.online_model"] == decoder_modules("mix")["decoder.online_model"]  # the network's code
+    carried, default = archive_decoder(archive), decoder_modules("mix~neural_input")
+    assert carried["decoder.online_model"] == default["decoder.online_model"]  # the network's code
+    assert carried["decoder.neural_input"] == default["decoder.neural_input"]  # the neural input's stand-in
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
@@ -101,15 +104,27 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
 
 def test_without_the_network_an_archive_carries_the_stand_in():
     """A mixing model with online_hidden 0 never calls the network: its archive carries
-    online_off.py in place of online_model.py, with the same names and signatures (restored
-    byte-exactly on enwik6 when it was written; a restore here would cost a second full compile)."""
+    online_off.py in place of online_model.py (restored byte-exactly on enwik6 when it was
+    written; a restore here would cost a second full compile)."""
     kind = program_kind(PipelineConfig(model=MixingModelConfig(online_hidden=0)).to_dict()["model"])  # what the header holds
-    assert kind == "mix~online_model" and program_kind({"kind": "mix"}) == "mix"
-    carried = decoder_modules(kind)
-    assert len(pack_modules(carried)) < len(pack_modules(decoder_modules("mix"))) - 400
-    real, stand_in = (ast.parse((DECODER_DIR / f"{name}.py").read_text("utf-8")) for name in ("online_model", "online_off"))
+    assert kind == "mix~online_model~neural_input" and program_kind({"kind": "mix"}) == "mix~neural_input"
+    assert len(pack_modules(decoder_modules(kind))) < len(pack_modules(decoder_modules("mix~neural_input"))) - 400
+
+
+def test_without_a_neural_input_an_archive_carries_the_stand_in():
+    """The default mixing model has no neural input: its archives carry neural_off.py in place
+    of neural_input.py (restored by every default archive in this suite)."""
+    assert program_kind({"kind": "mix", "neural": {"d_model": 64}}) == "mix+neural"
+    carried = decoder_modules("mix~neural_input")
+    assert carried["decoder.neural_input"] == decoder_modules("mix~online_model~neural_input")["decoder.neural_input"]
+    assert len(pack_modules(carried)) < len(pack_modules(decoder_modules("mix"))) - 200
+
+
+@pytest.mark.parametrize("module", sorted(STAND_INS))
+def test_a_stand_in_defines_what_the_model_imports_with_the_same_arguments(module):
+    real, stand_in = (ast.parse((DECODER_DIR / f"{name}.py").read_text("utf-8")) for name in (module, STAND_INS[module]))
     imported = {alias.name for node in ast.walk(ast.parse((DECODER_DIR / "mixing_model.py").read_text("utf-8")))
-                if isinstance(node, ast.ImportFrom) and node.module == "online_model" for alias in node.names}
+                if isinstance(node, ast.ImportFrom) and node.module == module and node.col_offset == 0 for alias in node.names}
 
     def signatures(tree):
         return {node.name: [arg.arg for arg in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
@@ -220,7 +235,7 @@ def _defined_and_named(source: str) -> tuple[set, set]:
     return defined, named
 
 
-@pytest.mark.parametrize("kind", ["context", "mix", "neural", "mix+neural", "mix~online_model"])
+@pytest.mark.parametrize("kind", ["context", "mix", "mix~neural_input", "neural", "mix+neural", "mix~online_model~neural_input"])
 def test_archives_carry_no_code_the_decoder_never_reads(kind):
     """Every function, class and constant a shipped module defines is read somewhere in the
     program (the bootstrap reads restore's `main`): encoder-side code (writers of the tokenizer

@@ -53,6 +53,7 @@ from .logistic import PROB_BITS, PROB_ONE
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
+from .neural_input import neural_input
 from .online_model import new_online_state, online_hidden, online_learn_bit, online_learn_token, online_logit
 from .run_model import new_run_state, run_find, run_input, run_learn, run_record
 from .mixing import (
@@ -192,7 +193,7 @@ def _part_codes(rows: list) -> np.ndarray:
 
 class ContextMixingModel:
     runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
-    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "neural_input", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
@@ -264,16 +265,15 @@ class ContextMixingModel:
         arrays["lines"][:, PREVIOUS_LINE] = -1
         self.state = MixState(**arrays)
         self.by_node = by_node
-        self._prev = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
+        self.previous = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
 
     @classmethod
     def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
         neural = None
         if config.get("neural"):
-            from .neural_model import NeuralModel
+            from .neural_input import neural_from_config
 
-            neural_config = dict(config["neural"], **{k: config[k] for k in ("backend", "device") if k in config})
-            neural = NeuralModel.from_config(neural_config, vocab_size, n_streams, prob_bits, weights)
+            neural = neural_from_config(config, vocab_size, n_streams, prob_bits, weights)
         fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
         return cls(vocab_size, n_streams, prob_bits, MixConfig(**fields), token_bytes=token_bytes, neural=neural)
 
@@ -283,24 +283,10 @@ class ContextMixingModel:
         with np.errstate(over="ignore"):  # wrapping uint64 hashes are meant (numpy scalars warn with JIT off)
             if self.neural is None:
                 timed_first_call(code_steps, self.state, coder.arrays, window, lengths, t0, np.zeros((0, 0), dtype=np.int64))
-                return
-            for i in range(window.shape[1]):  # the neural model steps for all streams at once
-                k = int(np.count_nonzero(lengths > t0 + i))
-                cumulative = self._cumulative(np.asarray(self.neural.step(self._prev))[:k])
-                column = np.ascontiguousarray(window[:, i : i + 1])  # the kernel's one array type: compiled once
-                timed_first_call(code_steps, self.state, coder.arrays, column, lengths, t0 + i, cumulative)
-                if coder.arrays.vars[FAILED]:
-                    return
-                window[:, i] = column[:, 0]
-                self._prev[:] = -1
-                self._prev[:k] = column[:k, 0]
+            else:
+                from .neural_input import code_with_neural
 
-    def _cumulative(self, freqs: np.ndarray) -> np.ndarray:
-        """(k, 2**n_bits + 1): frequencies of the ids below each id (ids past the vocabulary: none)."""
-        cumulative = np.zeros((len(freqs), (1 << self.n_bits) + 1), dtype=np.int64)
-        cumulative[:, 1 : self.vocab_size + 1] = np.cumsum(freqs, axis=1)
-        cumulative[:, self.vocab_size + 1 :] = cumulative[:, self.vocab_size : self.vocab_size + 1]
-        return cumulative
+                code_with_neural(self, code_steps, coder, window, lengths, t0)
 
 
 # ---- the kernels: one step of every stream, one token, one decision -----------------------
@@ -463,16 +449,6 @@ def predict_bit(s, b, depth, node, neural):
     tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(48))
     by_tokens, s.refine_at[TOKENS_KNOT] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + tokens_node, mixed)
     return min(max(((mixed << FINE_BITS) + by_node + by_token + by_tokens) >> 2, 1), (PROB_ONE << FINE_BITS) - 1)
-
-
-@kernel
-def neural_input(cumulative, b, node, depth, n_bits):
-    """stretch(P(bit = 1 | node)) under the neural model: its mass in the node's upper half."""
-    below = n_bits - depth - 1
-    low = (node - (1 << depth)) << (below + 1)
-    start, middle, end = cumulative[b, low], cumulative[b, low + (1 << below)], cumulative[b, low + (2 << below)]
-    p = ((end - middle) << PROB_BITS) // max(end - start, 1)
-    return stretch_of(min(max(p, 1), PROB_ONE - 1))
 
 
 @kernel
