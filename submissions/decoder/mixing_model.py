@@ -85,7 +85,7 @@ FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first la
 UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
 TEXT_RING_BITS = 16  # bytes of text kept per stream, for the byte above
 TOKEN_RING_BITS = 24  # tokens kept for the match models (zeroed lazily: a short input touches few pages)
-FOLLOWED_BITS = 22  # the table of what followed two tokens: 2**22 entries (32 MiB)
+FOLLOWED_BITS = 22  # the table of what followed two tokens: 2**22 entries (16 MiB)
 TOKEN_REFINER_CONTEXTS = 1 << 16  # the second and third refiners' contexts: (last token, node), (last two tokens, node), hashed
 NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
 
@@ -248,7 +248,7 @@ class ContextMixingModel:
             **new_run_state(len(self.contexts), n_bits),
             **new_online_state(config.online_hidden, config.online_rates, online_rows, config.online_table_bits, n_bits),
             followed=np.zeros(vocab_size + 1, dtype=np.uint64),  # by last token + 1: (older follower + 1) << 16 | newer + 1
-            followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint64),  # the same by a hash of the last two
+            followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint32),  # the same by a hash of the last two (two 16-bit ids fit 32 bits)
             facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
             context_hash=np.zeros(len(self.contexts), dtype=np.uint64),
             bucket_at=np.zeros(len(self.contexts), dtype=np.int64),
@@ -359,7 +359,7 @@ def token_facts(s, b, position):
     f[NESTING] = U(lines[b, NEST] * 16 + lines[b, NEST + 1] * 2 + lines[b, NEST + 2])
     f[STREAM] = U(b + 1)
     f[FOLLOWED] = s.followed[s.history[b, 0]]
-    f[FOLLOWED_TWO] = s.followed_two[two_tokens_slot(s, b)]
+    f[FOLLOWED_TWO] = U(s.followed_two[two_tokens_slot(s, b)])
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
         match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
@@ -486,7 +486,7 @@ def record_token(s, b, position, token):
     last = s.history[b, 0]
     s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
     at = two_tokens_slot(s, b)
-    s.followed_two[at] = (s.followed_two[at] << U(16) | follower) & U(0xFFFFFFFF)
+    s.followed_two[at] = (U(s.followed_two[at]) << U(16) | follower) & U(0xFFFFFFFF)
     for m in range(s.params[N_MATCHES]):
         match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
     for j in range(s.history.shape[1] - 1, 0, -1):
