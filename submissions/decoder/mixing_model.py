@@ -294,45 +294,42 @@ class ContextMixingModel:
 
 @entry
 def code_steps(s, coder, window, lengths, t0, neural):
-    n_streams = s.params[STREAMS]
+    """Each active stream's token at each step, bit by bit (read from the window when encoding,
+    written to it when decoding). One function, not a kernel per token: numba compiles a kernel's
+    callees again into each caller, so a level less is ~1 s less compiling in every decode."""
+    n_streams, n_bits, vocab = s.params[STREAMS], s.params[N_BITS], s.params[VOCAB]
+    prob_bits, decoding = coder.vars[CODER_PROB_BITS], coder.vars[DECODING]
     for i in range(window.shape[1]):
         for b in range(n_streams):
             if lengths[b] <= t0 + i:
                 break  # active streams are a prefix
             position = (t0 + i) * n_streams + b
-            token = code_token(s, coder, b, position, I(window[b, i]), neural)
+            token = I(window[b, i])
+            token_facts(s, b, position)
+            if s.params[HAS_ONLINE]:
+                online_hidden(s)
+            node = I(1)  # I(): a literal 1 would make numba compile the callees twice
+            for depth in range(n_bits):
+                below = n_bits - depth - 1
+                if depth % GROUP_BITS == 0:
+                    choose_buckets(s, node)
+                if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
+                    node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
+                    continue
+                p = predict_bit(s, b, depth, node, neural)
+                bit = 0 if decoding else token >> below & 1
+                bit = code_bit(coder, b, ((PROB_ONE << FINE_BITS) - p) << (prob_bits - PROB_BITS - FINE_BITS), bit)
+                learn_bit(s, depth, node, bit)
+                if s.params[HAS_ONLINE]:
+                    online_learn_bit(s, node, depth, bit)
+                node = 2 * node + bit
+            if s.params[HAS_ONLINE]:
+                online_learn_token(s)
             if coder.vars[FAILED]:
                 return
+            token = node - (1 << n_bits)
             window[b, i] = token
             record_token(s, b, position, token)
-
-
-@kernel
-def code_token(s, coder, b, position, token, neural):
-    """Code stream b's token (given when encoding) bit by bit; return it."""
-    n_bits, vocab, prob_bits = s.params[N_BITS], s.params[VOCAB], coder.vars[CODER_PROB_BITS]
-    token_facts(s, b, position)
-    if s.params[HAS_ONLINE]:
-        online_hidden(s)
-    decoding = coder.vars[DECODING]
-    node = I(1)  # I(): a literal 1 would make numba compile the callees twice
-    for depth in range(n_bits):
-        below = n_bits - depth - 1
-        if depth % GROUP_BITS == 0:
-            choose_buckets(s, node)
-        if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
-            node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
-            continue
-        p = predict_bit(s, b, depth, node, neural)
-        bit = 0 if decoding else token >> below & 1
-        bit = code_bit(coder, b, ((PROB_ONE << FINE_BITS) - p) << (prob_bits - PROB_BITS - FINE_BITS), bit)
-        learn_bit(s, depth, node, bit)
-        if s.params[HAS_ONLINE]:
-            online_learn_bit(s, node, depth, bit)
-        node = 2 * node + bit
-    if s.params[HAS_ONLINE]:
-        online_learn_token(s)
-    return node - (1 << n_bits)
 
 
 @kernel
