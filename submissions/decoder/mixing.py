@@ -137,7 +137,7 @@ def new_mixer(n_sets: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
     selector's sets that never occur is never touched (mixers are the biggest state after
     the count table). Not np.zeros: numpy asks for 2 MiB pages on large arrays, and a page is
     zeroed and held whole when any of it is touched; an mmap is mapped 4 KiB at a time
-    (enwik6: peak RSS 913 MiB, not 1,051)."""
+    (decoding enwik6: peak RSS 872 MiB, not 994)."""
     weights = np.frombuffer(mmap.mmap(-1, 4 * n_sets * n_inputs), dtype=np.int32).reshape(n_sets, n_inputs)
     return weights, np.zeros(n_sets, dtype=np.int32)
 
