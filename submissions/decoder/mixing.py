@@ -137,7 +137,9 @@ def new_mixer(n_sets: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
     selector's sets that never occur is never touched (mixers are the biggest state after
     the count table). Not np.zeros: numpy asks for 2 MiB pages on large arrays, and a page is
     zeroed and held whole when any of it is touched; an mmap is mapped 4 KiB at a time
-    (decoding enwik6: peak RSS 872 MiB, not 994)."""
+    (decoding enwik6: peak RSS 872 MiB, not 994). Unix maps it shared: a process forked after
+    the model is made would share the weights with its parent (restore --jobs builds each
+    shard's model inside its worker, after the fork)."""
     weights = np.frombuffer(mmap.mmap(-1, 4 * n_sets * n_inputs), dtype=np.int32).reshape(n_sets, n_inputs)
     return weights, np.zeros(n_sets, dtype=np.int32)
 
