@@ -28,9 +28,9 @@ def _squash_table() -> np.ndarray:
     return (_KNOTS[knot] * (128 - weight) + _KNOTS[knot + 1] * weight + 64) >> 7
 
 
-SQUASH_TABLE = _squash_table()  # index: d + 2047
+SQUASH_TABLE = _squash_table().astype(np.int16)  # index: d + 2047; int16: the kernels' tables fit the first-level cache
 # stretch(p) = the smallest d with squash(d) >= p (2047 past the table's top)
-STRETCH_TABLE = np.minimum(np.searchsorted(SQUASH_TABLE, np.arange(PROB_ONE), side="left"), 2 * STRETCH_LIMIT) - STRETCH_LIMIT
+STRETCH_TABLE = (np.minimum(np.searchsorted(SQUASH_TABLE, np.arange(PROB_ONE), side="left"), 2 * STRETCH_LIMIT) - STRETCH_LIMIT).astype(np.int16)
 
 
 def squash(d: np.ndarray) -> np.ndarray:

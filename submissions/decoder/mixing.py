@@ -34,7 +34,7 @@ HISTORY = 3  # the last bits a cell remembers (1 bit: +0.17% on enwik6)
 CELL_STATES = (1 << HISTORY) * COUNT_CLASSES * COUNT_CLASSES  # (last bits, n0 class, n1 class)
 MAP_LIMIT = 1023  # state maps adapt like a running average over this many bits at most
 P_BITS, N_BITS = 22, 10  # a state map entry (uint32): p (22 bits) << N_BITS | n
-RECIPROCALS = np.array([(1 << 17) // (2 * n + 3) for n in range(MAP_LIMIT + 1)], dtype=np.int64)
+RECIPROCALS = np.array([(1 << 17) // (2 * n + 3) for n in range(MAP_LIMIT + 1)], dtype=np.int32)
 WEIGHT_SHIFT = 16  # mixer weights are fixed point: 1 << 16 == 1.0
 WEIGHT_LIMIT = (1 << 30) - 1  # int32 weights (stored as their change from start_weight)
 YOUNG_BOOST, YOUNG_USES = 3, 256  # a weight vector's first uses step further (see learn)
@@ -47,7 +47,7 @@ FINE_BITS = 4  # refiners answer in 12 + FINE_BITS bits, the coder codes that: v
 def count_class_table(limit: int = MAX_COUNT_LIMIT) -> np.ndarray:
     """n -> class: n itself below 8, then two classes per doubling (8-11, 12-15, 16-23, ...)."""
     classes = [n if n < 8 else 2 * (n.bit_length() - 1) + (n >> (n.bit_length() - 2) & 1) + 2 for n in range(limit + 1)]
-    return np.minimum(np.array(classes, dtype=np.int64), COUNT_CLASSES - 1)
+    return np.minimum(np.array(classes, dtype=np.int64), COUNT_CLASSES - 1).astype(np.int8)  # small tables stay in cache
 
 
 COUNT_CLASS = count_class_table()
