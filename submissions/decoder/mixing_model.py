@@ -59,13 +59,12 @@ from .run_model import TABLE_BITS as RUN_TABLE_BITS
 from .run_model import new_run_state, run_find, run_input, run_learn, run_record
 from .mixing import (
     CELL_STATES,
-    BUCKET_WORDS,
     GROUP_BITS,
-    SET_WORDS,
     FINE_BITS,
     MAP_LIMIT,
     U,
     claim_bucket,
+    touch_set,
     cell_state,
     count_bit,
     map_learn,
@@ -395,11 +394,9 @@ def choose_buckets(s, node):
     """At the first decision of a group: each context's bucket for the group below this node."""
     node_hash = U(node) * NODE_MULTIPLIER
     touched = I(0)
-    for c in range(len(s.bucket_at)):  # load every set first: loads that no branch waits on overlap, ~15% faster
-        first = I((s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER >> U(64 - s.params[BUCKET_BITS])) * BUCKET_WORDS & -SET_WORDS
-        for word in range(first, first + SET_WORDS, 16):  # its four cache lines
-            touched += I(s.buckets[word])
-    s.params[TOUCHED] = touched  # stored, so that the compiler keeps the loads
+    for c in range(len(s.bucket_at)):  # every set on its way before the first claim (see touch_set)
+        touched += touch_set(s.buckets, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, s.params[BUCKET_BITS])
+    s.params[TOUCHED] = touched
     for c in range(len(s.bucket_at)):
         s.bucket_at[c] = claim_bucket(s.buckets, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, s.params[BUCKET_BITS])
 
