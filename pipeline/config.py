@@ -11,6 +11,7 @@ from submissions.errors import UserError
 from submissions.decoder.context_model import ContextConfig
 from submissions.decoder.mixing import MAX_COUNT_LIMIT
 from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.online_alone import OnlineConfig
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 
 
@@ -83,7 +84,7 @@ class CoderConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: Union[MixingModelConfig, ContextModelConfig, NeuralModelConfig] = field(default_factory=MixingModelConfig)
+    model: Union[MixingModelConfig, OnlineConfig, ContextModelConfig, NeuralModelConfig] = field(default_factory=MixingModelConfig)
     coder: CoderConfig = field(default_factory=CoderConfig)
 
     def to_dict(self) -> dict:
@@ -92,15 +93,16 @@ class PipelineConfig:
     def streams_for(self, n_tokens: int) -> int:
         """Coding streams for n_tokens (the whole file or one shard): the configured number, or
         when that is 0 (automatic) NEURAL_STREAMS for a model with a neural net (its batch),
-        MIX_STREAMS for the mixing model (its kernel codes one token at a time whatever the
-        streams, and every stream more costs size: benchmarks/results/kernels_enwik6.md), else
+        MIX_STREAMS for the mixing model and the online model (their kernel codes one token at a
+        time whatever the streams, and every stream more costs size:
+        benchmarks/results/kernels_enwik6.md), else
         the fewest of AUTO_STREAMS with at most TOKENS_PER_STREAM tokens each (the context model
         steps all streams at once)."""
         if self.coder.n_streams:
             return self.coder.n_streams
         if self.neural_model() is not None:
             return NEURAL_STREAMS
-        if self.model.kind == "mix":
+        if isinstance(self.model, MixConfig):  # the mixing model's config, or the online model's
             return MIX_STREAMS
         return next((s for s in AUTO_STREAMS if n_tokens <= s * TOKENS_PER_STREAM), AUTO_STREAMS[-1])
 
@@ -131,7 +133,12 @@ class PipelineConfig:
             raise UserError("prob_bits must be between 16 and 31")
         if self.model.kind == "context" and not 1 <= self.model.count_limit < (1 << 16) - 1:
             raise UserError("count_limit must be between 1 and 65534 (uint16 counts)")
-        if self.model.kind == "mix":
+        if isinstance(self.model, OnlineConfig):
+            if self.model.online_hidden < 1:
+                raise UserError("the online model needs its network: online_hidden >= 1")
+            if not 10 <= self.model.direct_bits <= 30 or self.model.direct_rate < 1 or not 0 <= self.model.scale_shift <= 40:
+                raise UserError("direct_bits must be between 10 and 30, direct_rate at least 1, scale_shift between 0 and 40")
+        if isinstance(self.model, MixConfig):
             if not 10 <= self.model.table_bits <= 30:
                 raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30)")
             offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths) + list(self.model.local_match_lengths)

@@ -285,10 +285,10 @@ def program_kind(model_config: dict) -> str:
     without the online network (without a neural input) carries that module's stand-in
     (STAND_INS) instead of its code."""
     kind = model_config["kind"]
-    if kind != "mix":
+    if kind not in ("mix", "online"):  # the online model is the mixing model's code and its own
         return kind
     neural, online = model_config.get("neural"), model_config.get("online_hidden", MixConfig.online_hidden)
-    return ("mix+neural" if neural else "mix") + ("" if online else "~online_model") + ("" if neural else "~neural_input")
+    return (kind + "+neural" if neural else kind) + ("" if online else "~online_model") + ("" if neural else "~neural_input")
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:

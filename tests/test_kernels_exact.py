@@ -22,6 +22,7 @@ import numpy as np
 from submissions.decoder import encoding, jit
 from submissions.decoder.context_model import ContextConfig, ContextModel
 from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
+from submissions.decoder.online_alone import OnlineConfig, OnlineModel
 
 def digest(arrays):
     return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
@@ -35,20 +36,23 @@ for streams in (2,):  # one stream or several: the same code, one more loop turn
     mix = ContextMixingModel(len(table), streams, 28, MixConfig(table_bits=12, count_limit=3, match_lengths=(2, 5), online_hidden=8, online_table_bits=8), token_bytes=table)
     out[f"mix payload {streams}"] = hashlib.sha256(encoding.encode(mix, tokens, streams, 28)).hexdigest()
     out[f"mix tables {streams}"] = digest(mix.state)
+online = OnlineModel(len(table), 2, 28, OnlineConfig(match_lengths=(2, 5), online_hidden=8, online_table_bits=8, direct_bits=10, direct_rate=40), token_bytes=table)
+out["online payload"] = hashlib.sha256(encoding.encode(online, tokens, 2, 28)).hexdigest()
+out["online tables"] = digest(online.state + online.direct)
 context = ContextModel(len(table), 2, 20, ContextConfig(max_order=3, hashed_rows=61, count_limit=30))
 out["context payload"] = hashlib.sha256(encoding.encode(context, tokens, 2, 20)).hexdigest()
 out["context tables"] = digest([context.counts0, context.counts, context.totals, context.history])
 floats = []
 if jit.numba is not None and not jit.numba.config.DISABLE_JIT:
     import numba
-    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model, online_model, run_model
-    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model, online_model, run_model):
+    from submissions.decoder import binary_coder, context_model, encoding as enc, match_model, mixing, mixing_model, online_alone, online_model, run_model
+    for module in (binary_coder, context_model, enc, match_model, mixing, mixing_model, online_alone, online_model, run_model):
         for name, kernel in vars(module).items():
             for result in getattr(kernel, "overloads", {}).values():
                 typemap = result.type_annotation.typemap
                 floats += [f"{name}: {var} {kind}" for var, kind in typemap.items()
                            if isinstance(kind, numba.types.Float) or getattr(kind, "dtype", None) in numba.types.real_domain]
-    out["kernels compiled"] = sum(len(getattr(k, "overloads", {})) for m in (mixing_model, mixing) for k in vars(m).values())
+    out["kernels compiled"] = sum(len(getattr(k, "overloads", {})) for m in (mixing_model, mixing, online_alone) for k in vars(m).values())
 out["floats"] = floats
 print(json.dumps(out))
 """

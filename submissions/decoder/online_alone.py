@@ -1,0 +1,145 @@
+"""`--model online`: a network that learns while it codes, alone (no counts, no mixers).
+
+The size of the payload is then the area under the network's training loss curve: encoder
+and decoder start it from the same weights (zeros and a Weyl sequence) and take the same
+integer training step after every decision and every token, so the archive holds no weights.
+
+The network is the mixing model's online network (online_model.py: the embeddings of the
+hashed contexts of ONLINE_SALTS, summed, tanh, one output vector per node of the token tree)
+plus direct connections, as in the neural language models of Bengio et al. (2003) and
+Mikolov's RNNME: a weight per (context, node), found by hash, scaled per (depth, context), and
+added to the logit. Every weight learns by a gradient step on coding cost: the direct weights
+with a step of 1/(n + 2) for their n-th use (a rarely seen context learns fast), the scales
+with a fixed rate. The contexts' hashes and the text state come from the mixing model's
+kernels (token_facts, record_token); its counts, mixers and refiners stay unused.
+
+Integer-exact as the rest: direct weights are int32 in 1/65536 of the stretch unit, scales in
+1/65536, every rounding a right shift.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+
+from .binary_coder import code_bit
+from .jit import I, entry, kernel, timed_first_call
+from .logistic import PROB_BITS, PROB_ONE
+from .mixing import U, squash_of
+from .mixing_model import HASH_MULTIPLIER, N_BITS, NODE_MULTIPLIER, STREAMS, VOCAB, ContextMixingModel, MixConfig, record_token, token_facts
+from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
+from .rans import CODER_PROB_BITS, DECODING, FAILED
+
+DIRECT_LIMIT = 255  # a direct weight's uses are counted up to this: its step is then at its smallest
+WEIGHT_CAP = 1 << 30
+SCALE_CAP = 1 << 20  # scales stay within [-16, 16]
+RATE, SCALE_SHIFT, DIRECT_BITS = range(3)  # direct_params
+
+
+@dataclass(frozen=True)
+class OnlineConfig(MixConfig):
+    """The mixing model's config (the contexts and the online network's fields are the ones
+    used), with the direct connections' own fields."""
+
+    kind: str = "online"
+    table_bits: int = 10  # the count table stays unused: the smallest the config allows
+    direct_bits: int = 24  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 80 MiB)
+    direct_rate: int = 8  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use
+    scale_shift: int = 16  # the scales' step: error * weight >> scale_shift
+
+
+DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale")
+
+
+class OnlineModel(ContextMixingModel):
+    config_class = OnlineConfig
+    modules = ContextMixingModel.modules + ("online_alone",)
+
+    def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None, neural=None):
+        if config.online_hidden < 1:
+            raise ValueError("the online model needs its network: online_hidden >= 1")
+        super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
+        n_contexts = len(self.state.online_contexts)
+        self.direct = DirectState(
+            direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits], dtype=np.int64),
+            direct=np.zeros(1 << config.direct_bits, dtype=np.int32),
+            direct_uses=np.zeros(1 << config.direct_bits, dtype=np.uint8),
+            direct_at=np.zeros(n_contexts, dtype=np.int64),
+            direct_value=np.zeros(n_contexts, dtype=np.int64),
+            direct_scale=np.full((self.n_bits, n_contexts), 1 << 16, dtype=np.int64),
+        )
+
+    @classmethod
+    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
+        fields = {k: v for k, v in config.items() if k in OnlineConfig.__dataclass_fields__}
+        return cls(vocab_size, n_streams, prob_bits, OnlineConfig(**fields), token_bytes=token_bytes)
+
+    def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        with np.errstate(over="ignore"):  # wrapping uint64 hashes are meant (numpy scalars warn with JIT off)
+            timed_first_call(code_alone, self.state, self.direct, coder.arrays, window, lengths, t0)
+
+
+@entry
+def code_alone(s, d, coder, window, lengths, t0):
+    """As mixing_model.code_steps, with the network's probability coded."""
+    n_streams, n_bits, vocab = s.params[STREAMS], s.params[N_BITS], s.params[VOCAB]
+    prob_bits, decoding = coder.vars[CODER_PROB_BITS], coder.vars[DECODING]
+    for i in range(window.shape[1]):
+        for b in range(n_streams):
+            if lengths[b] <= t0 + i:
+                break  # active streams are a prefix
+            position = (t0 + i) * n_streams + b
+            token = I(window[b, i])
+            token_facts(s, b, position)
+            online_hidden(s)
+            node = I(1)
+            for depth in range(n_bits):
+                below = n_bits - depth - 1
+                if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
+                    node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
+                    continue
+                p = squash_of(direct_logit(s, d, node, depth))
+                bit = 0 if decoding else token >> below & 1
+                bit = code_bit(coder, b, (PROB_ONE - p) << (prob_bits - PROB_BITS), bit)
+                direct_learn(s, d, depth, bit)
+                online_learn_bit(s, node, depth, bit)
+                node = 2 * node + bit
+            online_learn_token(s)
+            if coder.vars[FAILED]:
+                return
+            token = node - (1 << n_bits)
+            window[b, i] = token
+            record_token(s, b, position, token)
+
+
+@kernel
+def direct_logit(s, d, node, depth):
+    """The network's logit plus the direct connections', in the stretch domain, clipped; kept
+    in s.online_logits[depth], from which online_learn_bit takes the error."""
+    total = online_logit(s, node, depth) << 24  # 2**24: the unit of weight * scale
+    node_hash = U(node) * NODE_MULTIPLIER
+    shift = U(64) - U(d.direct_params[DIRECT_BITS])
+    for i in range(len(d.direct_at)):
+        at = I((s.context_hash[s.online_contexts[i]] ^ node_hash) * HASH_MULTIPLIER >> shift)
+        value = I(d.direct[at])
+        d.direct_at[i], d.direct_value[i] = at, value
+        total += value * d.direct_scale[depth, i]
+    logit = min(max(total >> 24, -2047), 2047)
+    s.online_logits[depth] = logit
+    return logit
+
+
+@kernel
+def direct_learn(s, d, depth, bit):
+    """A step of each direct weight used (1/(n + 2) for its n-th use) and of its scale."""
+    error = (bit << PROB_BITS) - squash_of(s.online_logits[depth])  # (bit - p) in 1/4096
+    rate, shift = d.direct_params[RATE], d.direct_params[SCALE_SHIFT]
+    for i in range(len(d.direct_at)):
+        at, scale = d.direct_at[i], d.direct_scale[depth, i]
+        uses = I(d.direct_uses[at])
+        d.direct_uses[at] = min(uses + 1, DIRECT_LIMIT)
+        step = (error * rate * 32 // (uses + 2) >> 4) * scale >> 16
+        d.direct[at] = min(max(I(d.direct[at]) + step, -WEIGHT_CAP), WEIGHT_CAP)
+        d.direct_scale[depth, i] = min(max(scale + (error * d.direct_value[i] >> shift), -SCALE_CAP), SCALE_CAP)

@@ -1,0 +1,93 @@
+"""`--model online`: the network that learns while it codes, alone. Exact round trips, its
+pinned bitstream, learning, its config's checks and its archive. Its exactness (compiled vs
+plain Python) is in test_kernels_exact.py."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import coding
+from pipeline.config import PipelineConfig
+from submissions.archive import decoder_modules, program_kind
+from submissions.decoder import encoding
+from submissions.decoder.context_model import ContextConfig, ContextModel
+from submissions.decoder.online_alone import OnlineConfig, OnlineModel
+from submissions.errors import UserError
+from test_archive import make_archive, run_archive
+from test_mixing_model import PROB_BITS, TEXT_TABLE
+
+SMALL = dict(direct_bits=12, online_table_bits=10, online_hidden=8)  # tiny tables: fast, full of collisions
+
+
+def model(vocab: int, n_streams: int, token_bytes=None, **params) -> OnlineModel:
+    return OnlineModel(vocab, n_streams, PROB_BITS, OnlineConfig(**params), token_bytes=token_bytes)
+
+
+def round_trip(tokens: np.ndarray, vocab: int, n_streams: int, token_bytes=None, **params) -> bytes:
+    return coding.round_trip(lambda streams: model(vocab, streams, token_bytes, **params), tokens, n_streams)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 299), max_size=300), st.integers(1, 5))
+def test_round_trip_any_tokens_any_streams(tokens, n_streams):
+    """Vocab 300 is not a power of two: decisions that would leave the vocabulary are forced."""
+    round_trip(np.array(tokens, dtype=np.int64), 300, n_streams, **SMALL)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(0, len(TEXT_TABLE) - 1), max_size=400), st.integers(1, 3), st.integers(1, 64), st.integers(0, 24))
+def test_round_trip_with_a_token_text_table_at_any_rates(tokens, n_streams, direct_rate, scale_shift):
+    """Large steps drive the weights and scales to their caps: still exact."""
+    round_trip(np.array(tokens, dtype=np.int64), len(TEXT_TABLE), n_streams, token_bytes=TEXT_TABLE, direct_rate=direct_rate, scale_shift=scale_shift, **SMALL)
+
+
+def test_payload_is_pinned():
+    """The bitstream of a fixed input: a change here breaks every online archive made before it."""
+    tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
+    payload = round_trip(tokens, 256, 2, **SMALL)
+    assert hashlib.sha256(payload).hexdigest()[:16] == "24d8a053d8892d1d"
+
+
+def test_it_learns_text_better_than_the_simple_context_model(text_sample):
+    tokens = np.frombuffer(text_sample[:12000], dtype=np.uint8).astype(np.int64)
+    online = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14), tokens, 1, PROB_BITS)
+    simple = encoding.encode(ContextModel(256, 8, PROB_BITS, ContextConfig()), tokens, 8, PROB_BITS)
+    assert len(online) < 0.95 * len(simple)
+
+
+def test_the_direct_connections_make_text_smaller(text_sample):
+    """direct_rate 1 with the scales frozen (shift 40) leaves the direct weights near zero: the network alone."""
+    tokens = np.frombuffer(text_sample[:12000], dtype=np.uint8).astype(np.int64)
+    with_direct = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14), tokens, 1, PROB_BITS)
+    nearly_without = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14, direct_rate=1, scale_shift=40), tokens, 1, PROB_BITS)
+    assert len(with_direct) < 0.97 * len(nearly_without)
+
+
+def test_the_config_is_checked():
+    with pytest.raises(UserError, match="needs its network"):
+        PipelineConfig.from_dict({"model": {"kind": "online", "online_hidden": 0}}).validate()
+    with pytest.raises(UserError, match="direct_bits"):
+        PipelineConfig.from_dict({"model": {"kind": "online", "direct_bits": 40}}).validate()
+    assert PipelineConfig.from_dict({"model": {"kind": "online"}}).validate().streams_for(10**6) == 1
+
+
+def test_its_archive_carries_its_kernels_and_the_neural_inputs_stand_in():
+    kind = program_kind({"kind": "online"})
+    assert kind == "online~neural_input"
+    carried = decoder_modules(kind)
+    assert "decoder.online_alone" in carried and "decoder.online_alone" not in decoder_modules("mix~neural_input")
+    assert carried["decoder.neural_input"] == decoder_modules("mix~neural_input")["decoder.neural_input"]
+
+
+@pytest.mark.slow
+def test_an_archive_of_the_online_model_restores_itself(tmp_path, text_sample):
+    """Its kernels compile in the archive's own process, from the minified source it carries."""
+    source, archive = make_archive(tmp_path, text_sample[:6_000], config=PipelineConfig.from_dict({"model": {"kind": "online"}}))
+    result = run_archive(archive, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
