@@ -122,8 +122,8 @@ def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
     fig, axes = plt.subplots(len(ratios), 1, figsize=(9, 3 * sum(ratios)), sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios})
     top = axes[0, 0]
     windows = [np.diff(np.interp(edges, c["points"][:, 0], c["points"][:, 1])) for c in curves]
-    for curve, bits in zip(curves, windows):
-        top.plot(edges[1:] / 1e6, bits / np.diff(edges), label=f"{curve['label']}: area {curve['points'][-1, 1] / 8:,.0f} B")
+    for i, (curve, bits) in enumerate(zip(curves, windows)):  # curve i keeps colour Ci in every panel
+        top.plot(edges[1:] / 1e6, bits / np.diff(edges), color=f"C{i}", label=f"{curve['label']}: area {curve['points'][-1, 1] / 8:,.0f} B")
     top.set_ylabel(f"bits per byte (windows of {window // 1024} KB)")
     top.set_title(f"{curves[0].get('file', '')}: code length along the file (the payload is the area under each curve)")
     top.legend(fontsize=8)
@@ -131,14 +131,16 @@ def plot_curves(curves: list[dict], png: Path, window: int = 32768) -> None:
     if len(curves) > 1:
         middle = axes[1, 0]
         middle.axhline(0, color="gray", lw=0.8)
-        for curve, bits in zip(curves[1:], windows[1:]):
-            middle.plot(edges[1:] / 1e6, 100 * (bits / windows[0] - 1), label=curve["label"])
+        for i, (curve, bits) in enumerate(zip(curves[1:], windows[1:]), 1):
+            middle.plot(edges[1:] / 1e6, 100 * (bits / windows[0] - 1), color=f"C{i}", label=curve["label"])
         middle.set_ylabel(f"% vs {curves[0]['label']}")
+        middle.legend(fontsize=8)
         middle.grid(alpha=0.3)
     if archives:
         bottom = axes[-1, 0]
-        for curve in archives:
-            bottom.plot(edges / 1e6, archive_bytes_along(curve, edges) / 1e3, label=_fixed_label(curve))
+        for i, curve in enumerate(curves):
+            if "program_bytes" in curve:
+                bottom.plot(edges / 1e6, archive_bytes_along(curve, edges) / 1e3, color=f"C{i}", label=_fixed_label(curve))
         bottom.set_ylabel("archive bytes so far (KB)")
         bottom.legend(fontsize=8)
         bottom.grid(alpha=0.3)
