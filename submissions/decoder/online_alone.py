@@ -28,14 +28,18 @@ from .binary_coder import code_bit
 from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
 from .mixing import U, squash_of
+from .match_model import CLASS, PREDICTED
 from .mixing_model import HASH_MULTIPLIER, N_BITS, NODE_MULTIPLIER, STREAMS, VOCAB, ContextMixingModel, MixConfig, record_token, token_facts
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from .rans import CODER_PROB_BITS, DECODING, FAILED
 
-DIRECT_LIMIT = 255  # a direct weight's uses are counted up to this: its step is then at its smallest
+DIRECT_LIMIT = 30  # a direct weight's uses are counted up to this: its step is then at its smallest (255: +0.6%, 60: +0.2%)
 WEIGHT_CAP = 1 << 30
 SCALE_CAP = 1 << 20  # scales stay within [-16, 16]
-RATE, SCALE_SHIFT, DIRECT_BITS = range(3)  # direct_params
+GUESS_LIMIT = 255  # the same for a guess's weight (1023: +0.2%, 60: +1.3%)
+CLASSES = 16  # run lengths and match length classes told apart (longer ones share the last)
+NONE = -1
+RATE, SCALE_SHIFT, DIRECT_BITS, GUESS_RATE = range(4)  # direct_params
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,16 @@ class OnlineConfig(MixConfig):
 
     kind: str = "online"
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
-    online_hidden: int = 64  # alone, a larger table of narrower rows does better (96 units: +0.05% on enwik6)
+    online_hidden: int = 32  # with the direct connections and guesses, fewer units do better (64: +0.2%, 16: +0.3%)
     online_rates: tuple = (8, 32)  # (8, 48): +0.4%
-    online_table_bits: int = 22  # 2**22 rows of 65 int16 (545 MiB); 2**21: +0.13%, 2**20: +0.5%
-    direct_bits: int = 25  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 160 MiB); 2**24: +0.25%
-    direct_rate: int = 8  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use
+    online_table_bits: int = 22  # 2**22 rows of 33 int16 (277 MiB); 2**23: -0.05%
+    direct_bits: int = 26  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 320 MiB); 2**25: +0.2%
+    direct_rate: int = 3  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (8: +0.5%)
+    guess_rate: int = 8  # the same for the weights of runs and matches (4 / 16: +0.3%)
     scale_shift: int = 16  # the scales' step: error * weight >> scale_shift
 
 
-DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale")
+DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign")
 
 
 class OnlineModel(ContextMixingModel):
@@ -64,14 +69,18 @@ class OnlineModel(ContextMixingModel):
         if config.online_hidden < 1:
             raise ValueError("the online model needs its network: online_hidden >= 1")
         super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
-        n_contexts = len(self.state.online_contexts)
+        n_contexts, n_guesses = len(self.contexts), len(self.contexts) + len(self.state.match_lengths)  # a run per context, the match models
         self.direct = DirectState(
-            direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits], dtype=np.int64),
+            direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits, config.guess_rate], dtype=np.int64),
             direct=np.zeros(1 << config.direct_bits, dtype=np.int32),
             direct_uses=np.zeros(1 << config.direct_bits, dtype=np.uint8),
             direct_at=np.zeros(n_contexts, dtype=np.int64),
             direct_value=np.zeros(n_contexts, dtype=np.int64),
             direct_scale=np.full((self.n_bits, n_contexts), 1 << 16, dtype=np.int64),
+            guess_weights=np.zeros(n_guesses * CLASSES * self.n_bits, dtype=np.int64),  # by (run or match model, length class, depth)
+            guess_uses=np.zeros(n_guesses * CLASSES * self.n_bits, dtype=np.int64),
+            guess_at=np.zeros(n_guesses, dtype=np.int64),
+            guess_sign=np.zeros(n_guesses, dtype=np.int64),
         )
 
     @classmethod
@@ -103,7 +112,7 @@ def code_alone(s, d, coder, window, lengths, t0):
                 if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
                     node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
                     continue
-                p = squash_of(direct_logit(s, d, node, depth))
+                p = squash_of(direct_logit(s, d, b, node, depth))
                 bit = 0 if decoding else token >> below & 1
                 bit = code_bit(coder, b, (PROB_ONE - p) << (prob_bits - PROB_BITS), bit)
                 direct_learn(s, d, depth, bit)
@@ -118,27 +127,56 @@ def code_alone(s, d, coder, window, lengths, t0):
 
 
 @kernel
-def direct_logit(s, d, node, depth):
-    """The network's logit plus the direct connections', in the stretch domain, clipped; kept
-    in s.online_logits[depth], from which online_learn_bit takes the error."""
+def direct_logit(s, d, b, node, depth):
+    """The network's logit plus the direct connections' and the guesses', in the stretch domain,
+    clipped; kept in s.online_logits[depth], from which online_learn_bit takes the error."""
     total = online_logit(s, node, depth) << 24  # 2**24: the unit of weight * scale
     node_hash = U(node) * NODE_MULTIPLIER
     shift = U(64) - U(d.direct_params[DIRECT_BITS])
-    for i in range(len(d.direct_at)):
-        at = I((s.context_hash[s.online_contexts[i]] ^ node_hash) * HASH_MULTIPLIER >> shift)
+    for c in range(len(d.direct_at)):  # every context of the mixing model, not only those the network embeds
+        at = I((s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER >> shift)
         value = I(d.direct[at])
-        d.direct_at[i], d.direct_value[i] = at, value
-        total += value * d.direct_scale[depth, i]
+        d.direct_at[c], d.direct_value[c] = at, value
+        total += value * d.direct_scale[depth, c]
+    n_bits, n_contexts = s.params[N_BITS], len(d.direct_at)
+    for c in range(n_contexts):  # each context's run (run_model.py): the token it saw last, how often in a row
+        total += guess(d, c, s.run_found[c, 1], s.run_found[c, 2], node, depth, n_bits) << 16
+    for m in range(len(d.guess_at) - n_contexts):  # each match model's predicted token, while it lives
+        length_class = s.match_state[m, b, CLASS]
+        token = s.match_state[m, b, PREDICTED] - (1 << n_bits) if length_class else NONE
+        total += guess(d, n_contexts + m, token, length_class, node, depth, n_bits) << 16
     logit = min(max(total >> 24, -2047), 2047)
     s.online_logits[depth] = logit
     return logit
 
 
 @kernel
+def guess(d, g, token, length, node, depth, n_bits):
+    """Guess g (a run or a match model) predicts this token: while the node is on its path, a
+    feature of +1 (its next bit is a 1) or -1, whose weight learns per (guess, length class,
+    depth); its weight times the feature, or 0 off the path."""
+    below = n_bits - depth - 1
+    if token == NONE or (token | (1 << n_bits)) >> (below + 1) != node:
+        d.guess_at[g] = NONE
+        return 0
+    at = (g * CLASSES + min(length, CLASSES - 1)) * n_bits + depth
+    d.guess_at[g], d.guess_sign[g] = at, 2 * (token >> below & 1) - 1
+    return d.guess_sign[g] * d.guess_weights[at]
+
+
+@kernel
 def direct_learn(s, d, depth, bit):
-    """A step of each direct weight used (1/(n + 2) for its n-th use) and of its scale."""
+    """A step of each direct weight used (1/(n + 2) for its n-th use) and of its scale; of each
+    live guess's weight (likewise)."""
     error = (bit << PROB_BITS) - squash_of(s.online_logits[depth])  # (bit - p) in 1/4096
     rate, shift = d.direct_params[RATE], d.direct_params[SCALE_SHIFT]
+    for g in range(len(d.guess_at)):
+        at = d.guess_at[g]
+        if at != NONE:
+            uses = d.guess_uses[at]
+            d.guess_uses[at] = min(uses + 1, GUESS_LIMIT)
+            step = error * d.direct_params[GUESS_RATE] * 32 // (uses + 2) >> 4
+            d.guess_weights[at] = min(max(d.guess_weights[at] + d.guess_sign[g] * step, -WEIGHT_CAP), WEIGHT_CAP)
     for i in range(len(d.direct_at)):
         at, scale = d.direct_at[i], d.direct_scale[depth, i]
         uses = I(d.direct_uses[at])
