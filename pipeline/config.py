@@ -136,8 +136,8 @@ class PipelineConfig:
         if isinstance(self.model, OnlineConfig):
             if self.model.online_hidden < 1:
                 raise UserError("the online model needs its network: online_hidden >= 1")
-            if not 10 <= self.model.direct_bits <= 30 or self.model.direct_rate < 1 or not 0 <= self.model.scale_shift <= 40:
-                raise UserError("direct_bits must be between 10 and 30, direct_rate at least 1, scale_shift between 0 and 40")
+            if not 10 <= self.model.direct_bits <= 30 or min(self.model.direct_rate, self.model.guess_rate) < 0 or not 0 <= self.model.scale_shift <= 40:
+                raise UserError("direct_bits must be between 10 and 30, direct_rate and guess_rate at least 0 (0: off), scale_shift between 0 and 40")
         if isinstance(self.model, MixConfig):
             if not 10 <= self.model.table_bits <= 30:
                 raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30)")

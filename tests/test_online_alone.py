@@ -60,12 +60,14 @@ def test_it_learns_text_better_than_the_simple_context_model(text_sample):
     assert len(online) < 0.95 * len(simple)
 
 
-def test_the_direct_connections_make_text_smaller(text_sample):
-    """direct_rate 1 with the scales frozen (shift 40) leaves the direct weights near zero: the network alone."""
-    tokens = np.frombuffer(text_sample[:12000], dtype=np.uint8).astype(np.int64)
-    with_direct = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14), tokens, 1, PROB_BITS)
-    nearly_without = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14, direct_rate=1, scale_shift=40), tokens, 1, PROB_BITS)
-    assert len(with_direct) < 0.97 * len(nearly_without)
+@pytest.mark.parametrize("off", [{"direct_rate": 0}, {"guess_rate": 0}])
+def test_the_direct_connections_and_the_guesses_make_text_smaller(text_sample, off):
+    """A rate of 0 keeps those weights at zero: the model without them. The text twice: the
+    guesses (runs, matches) are worth most on repeats."""
+    tokens = np.frombuffer(text_sample[:5000] * 2, dtype=np.uint8).astype(np.int64)
+    with_both = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14), tokens, 1, PROB_BITS)
+    without = encoding.encode(model(256, 1, direct_bits=18, online_table_bits=14, **off), tokens, 1, PROB_BITS)
+    assert len(with_both) < 0.95 * len(without)
 
 
 def test_the_config_is_checked():
