@@ -50,7 +50,7 @@ class OnlineConfig(MixConfig):
     kind: str = "online"
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
     online_hidden: int = 32  # with the direct connections and guesses, fewer units do better (64: +0.2%, 16: +0.3%)
-    online_rates: tuple = (8, 32)  # (8, 48): +0.4%
+    online_rates: tuple = (8, 24)  # (8, 32): +0.03%, (8, 48): +0.4% (64 units)
     online_table_bits: int = 22  # 2**22 rows of 33 int16 (277 MiB); 2**23: -0.05%
     direct_bits: int = 26  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 320 MiB); 2**25: +0.2%
     direct_rate: int = 3  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (8: +0.5%)
