@@ -6,15 +6,21 @@ integer training step after every decision and every token, so the archive holds
 
 The network is the mixing model's online network (online_model.py: the embeddings of the
 hashed contexts of ONLINE_SALTS, summed, tanh, one output vector per node of the token tree)
-plus direct connections, as in the neural language models of Bengio et al. (2003) and
-Mikolov's RNNME: a weight per (context, node), found by hash, scaled per (depth, context), and
-added to the logit. Every weight learns by a gradient step on coding cost: the direct weights
-with a step of 1/(n + 2) for their n-th use (a rarely seen context learns fast), the scales
-with a fixed rate. The contexts' hashes and the text state come from the mixing model's
-kernels (token_facts, record_token); its counts, mixers and refiners stay unused.
+with weights that go straight to the logit, as the direct connections of the neural language
+models of Bengio et al. (2003) and Mikolov's RNNME:
+- direct connections: a weight per (context, node) for every context of the mixing model,
+  found by hash, scaled per (depth, context);
+- guesses: each context's run (run_model.py: the token it saw last, how often in a row) and
+  each match model's predicted token give a feature of +1 or -1 (the token's next bit) while
+  the node is on that token's path, with a weight per (guess, length class, depth).
+Every weight learns by a gradient step on coding cost: the direct weights and the guesses'
+with a step of 1/(n + 2) for their n-th use (a new context learns fast), the scales with a
+fixed rate. The contexts' hashes, runs, match predictions and the text state come from the
+mixing model's kernels (token_facts, record_token); its counts, mixers and refiners stay
+unused (and uncompiled).
 
-Integer-exact as the rest: direct weights are int32 in 1/65536 of the stretch unit, scales in
-1/65536, every rounding a right shift.
+Integer-exact as the rest: direct and guess weights are in 1/65536 of the stretch unit (int32
+and int64), scales in 1/65536, every rounding a right shift or a floor division.
 """
 
 from __future__ import annotations
