@@ -19,6 +19,7 @@ it is read (submissions/decoder/container.py lists the members).
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import io
 import json
@@ -117,6 +118,17 @@ def _annotated(tree: ast.AST) -> list[ast.arg]:
     return [node for node in ast.walk(tree) if isinstance(node, ast.arg) and node.annotation is not None]
 
 
+def _future_annotations(tree: ast.Module) -> list[ast.ImportFrom]:
+    """The module's `from __future__ import annotations` statements."""
+    return [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "__future__" and [a.name for a in node.names] == ["annotations"]]
+
+
+def _builtin_annotations_only(tree: ast.Module) -> bool:
+    """Whether every variable annotation is a builtin's name (`kind: str = ...` of a dataclass):
+    such annotations evaluate the same without `from __future__ import annotations`."""
+    return all(isinstance(node.annotation, ast.Name) and hasattr(builtins, node.annotation.id) for node in ast.walk(tree) if isinstance(node, ast.AnnAssign))
+
+
 def _byte_position(token: tokenize.TokenInfo, position: tuple[int, int]) -> tuple[int, int]:
     """(line, column in bytes) of a (line, column in characters) within a token's line."""
     row, col = position
@@ -127,7 +139,10 @@ def _byte_position(token: tokenize.TokenInfo, position: tuple[int, int]) -> tupl
 def _without_docstrings(tree: ast.Module) -> str:
     """AST dump with every docstring dropped, or replaced by `pass` where it is the whole body
     of a function or class (a body must not be empty), and without argument and return
-    annotations: exactly what stripping may change."""
+    annotations, nor `from __future__ import annotations` where every variable annotation is
+    a builtin's name: exactly what stripping may change."""
+    if _builtin_annotations_only(tree):
+        tree.body = [node for node in tree.body if node not in _future_annotations(tree)]
     for owner, docstring in _docstring_nodes(tree):
         if owner is tree or len(owner.body) > 1:
             owner.body = owner.body[1:]
@@ -145,7 +160,9 @@ def strip_source(source: str) -> str:
     """Same program, fewer bytes: comments, docstrings (a docstring that is a whole body becomes
     `pass`) and the annotations of function arguments and returns dropped. The decoder never
     reads annotations (every module has `from __future__ import annotations`, so they are not
-    even evaluated); variable annotations stay, since dataclass fields are made of them.
+    even evaluated); variable annotations stay, since dataclass fields are made of them. That
+    import goes too where every variable annotation left is a builtin's name (`str`, `int`, ...),
+    which evaluates the same without it.
 
     Edits are made in the original text (never re-generated from the AST), so the
     archive runs on every Python version the source itself runs on; the result is
@@ -167,6 +184,9 @@ def strip_source(source: str) -> str:
                 depth += (tokens[j].string in ("(", "[", "{")) - (tokens[j].string in (")", "]", "}"))
                 j += 1
             cuts.append((*_byte_position(tokens[i - 1], tokens[i - 1].end), *_byte_position(tokens[j], tokens[j].start), b""))
+    if _builtin_annotations_only(tree):  # with argument and return annotations gone, the import changes nothing
+        for node in _future_annotations(tree):
+            cuts.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, b""))
     for node in _annotated(tree):  # `x: int = 1` -> `x = 1`: from the end of the name to the end of the annotation
         first, col = node.lineno, node.col_offset + len(node.arg.encode("utf-8"))
         cuts.append((first, col, node.annotation.end_lineno, node.annotation.end_col_offset, b""))

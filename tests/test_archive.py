@@ -350,6 +350,19 @@ def test_stripping_drops_docstrings_and_keeps_a_body():
     assert strip_source(odd) == odd
 
 
+def test_stripping_drops_the_future_import_only_where_annotations_evaluate_without_it():
+    """Argument and return annotations go; a dataclass field's `int` evaluates the same without
+    `from __future__ import annotations`, a name defined later would not."""
+    plain = "from __future__ import annotations\n\n\nclass C:\n    x: int = 1\n\n\ndef f(a: Later) -> Later:\n    return a\n"
+    stripped = strip_source(plain)
+    assert "__future__" not in stripped and "x: int = 1" in stripped and "Later" not in stripped
+    namespace = {}
+    exec(compile(stripped, "stripped", "exec", dont_inherit=True), namespace)  # not this file's future flags
+    assert namespace["C"].__annotations__ == {"x": int}
+    forward = "from __future__ import annotations\n\n\nclass C:\n    x: Later = 1\n\n\nclass Later:\n    pass\n"
+    assert strip_source(forward).startswith("from __future__ import annotations\n")
+
+
 def test_stripping_drops_argument_and_return_annotations_only():
     source = (
         "def f(a: int, /, *b: str, c: 'x' = 1, **d: dict[str, int]) -> list[int]:\n"
