@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.baselines import BASELINES, measure  # noqa: E402
-from pipeline.config import ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig  # noqa: E402
+from pipeline.config import ContextModelConfig, MixingModelConfig, NeuralModelConfig, OnlineConfig, PipelineConfig, TokenizerConfig  # noqa: E402
 from pipeline.pack import pack  # noqa: E402
 from pipeline.train import train  # noqa: E402
 from verify.runner import verify_archive  # noqa: E402
@@ -32,6 +32,7 @@ BASELINE_NAMES = ("xz -9e", "zstd -22 --ultra --long=27", "7z PPMd", "zpaq -meth
 def our_models(neural_minutes: float) -> list[tuple[str, PipelineConfig]]:
     models = [
         ("mix (default), vocab 512", PipelineConfig(TokenizerConfig(512), MixingModelConfig())),
+        ("online (the network alone), vocab 512", PipelineConfig(TokenizerConfig(512), OnlineConfig())),
         ("context, vocab 4096", PipelineConfig(TokenizerConfig(4096), ContextModelConfig())),
     ]
     if neural_minutes:
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mixing_texts.md"))
     args = parser.parse_args()
     header = (
-        "# Context mixing beside standard compressors on real texts\n\n"
+        "# Context mixing and the online network beside standard compressors on real texts\n\n"
         f"Measured {datetime.date.today()} on {platform.machine()} Linux, {os.cpu_count()} cores, Python "
         f"{platform.python_version()} (`python benchmarks/mixing_texts.py {' '.join(sys.argv[1:])}`). "
         "Our rows are real archives restored byte-exactly by `verify run` in its sandbox; decode "
