@@ -5,9 +5,10 @@ Inside each module-level function (and each method), the names the function bind
 its locals, and the parameters of module-level functions - get one- or two-letter names, the
 most used first. A pure alpha-renaming, applied only where it is provably one:
 
-- a function is left alone if it holds a `global`/`nonlocal` statement, a class, an f-string
-  (its inner names are not separate tokens before Python 3.12), or a call of `locals`, `vars`,
-  `eval` or `exec`;
+- a function is left alone if it holds a `global`/`nonlocal` statement, a class, or a call of
+  `locals`, `vars`, `eval` or `exec`;
+- names read inside an f-string keep their names, and no new name is one of them (before Python
+  3.12 an f-string is one token: its text is never edited);
 - names that are also module globals or builtins are never renamed (so every occurrence of a
   renamed name inside the function is one of the function's own bindings), nor names bound by
   imports, `except ... as`, or nested `def`s;
@@ -67,8 +68,10 @@ def _renamable(function: ast.AST, is_method: bool, keep: set[str]) -> Counter:
     own_params = {a.arg for a in _arguments(function.args)}
     bound, fixed, uses = set(), set(), Counter()
     for node in ast.walk(function):
-        if isinstance(node, (ast.Global, ast.Nonlocal, ast.ClassDef, ast.JoinedStr)):
+        if isinstance(node, (ast.Global, ast.Nonlocal, ast.ClassDef)):
             return Counter()
+        if isinstance(node, ast.JoinedStr):
+            fixed.update(_fstring_names(node))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _UNSAFE_CALLS:
             return Counter()
         if isinstance(node, ast.Name):
@@ -89,6 +92,10 @@ def _renamable(function: ast.AST, is_method: bool, keep: set[str]) -> Counter:
         fixed |= own_params
     fixed |= {p for p in own_params if p in keep}
     return Counter({name: n for name, n in uses.items() if name in bound and name not in fixed and name not in keep})
+
+
+def _fstring_names(node: ast.AST) -> set[str]:
+    return {n.id for f in ast.walk(node) if isinstance(f, ast.JoinedStr) for n in ast.walk(f) if isinstance(n, ast.Name)}
 
 
 def _arguments(args: ast.arguments) -> list[ast.arg]:
@@ -121,7 +128,7 @@ def rename_locals(source: str, keep: set[str] = frozenset()) -> str:
     """`source` with each function's own names shortened (see the module docstring); `keep`:
     names never to rename (e.g. keyword_names of the whole program)."""
     tree = ast.parse(source)
-    words = {t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME}
+    words = {t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME} | _fstring_names(tree)
     keep = set(keep) | _module_globals(tree) | set(dir(builtins))
     edits, plans, taken = [], [], words | keep
     for function, is_method in _functions(tree):

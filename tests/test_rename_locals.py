@@ -62,6 +62,18 @@ def test_functions_where_renaming_cannot_be_proven_safe_are_left_alone(source):
     assert rename_locals(source) == source
 
 
+def test_beside_an_f_string_the_other_names_are_renamed_and_no_new_name_is_one_it_reads():
+    """An f-string is copied as written: the names it reads keep theirs (`label`, `total`),
+    the others get short ones, and none of them becomes the global `a` it prints."""
+    source = (
+        "a = 'global'\n"
+        "def f(count, label):\n    total = count * 2\n    return f'{label}: {total} {a}'\n"
+    )
+    renamed = rename_locals(source)
+    assert "count" not in renamed and "{label}: {total} {a}" in renamed
+    assert run(renamed, "f(2, 'x')") == run(source, "f(2, 'x')") == "x: 4 global"
+
+
 def test_nested_functions_lambdas_and_comprehensions_are_renamed_consistently():
     source = (
         "def outer(numbers):\n    offset = 1\n    def inner(item):\n        return item + offset\n"
