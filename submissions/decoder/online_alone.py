@@ -9,7 +9,7 @@ hashed contexts of ONLINE_SALTS, summed, tanh, one output vector per node of the
 with weights that go straight to the logit, as the direct connections of the neural language
 models of Bengio et al. (2003) and Mikolov's RNNME:
 - direct connections: a weight per (context, node) for every context of the mixing model,
-  found by hash, scaled per (depth, context);
+  found by hash, scaled per (depth, context, how often the weight was used: 1, 2-4, 5-14, 15+);
 - guesses: each context's run (run_model.py: the token it saw last, how often in a row) and
   each match model's predicted token give a feature of +1 or -1 (the token's next bit) while
   the node is on that token's path, with a weight per (guess, length class, depth).
@@ -64,7 +64,7 @@ class OnlineConfig(MixConfig):
     scale_shift: int = 16  # the scales' step: error * weight >> scale_shift
 
 
-DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign")
+DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row")
 
 
 class OnlineModel(ContextMixingModel):
@@ -82,7 +82,8 @@ class OnlineModel(ContextMixingModel):
             direct_uses=np.zeros(1 << config.direct_bits, dtype=np.uint8),
             direct_at=np.zeros(n_contexts, dtype=np.int64),
             direct_value=np.zeros(n_contexts, dtype=np.int64),
-            direct_scale=np.full((self.n_bits, n_contexts), 1 << 16, dtype=np.int64),
+            direct_scale=np.full((self.n_bits * 4, n_contexts), 1 << 16, dtype=np.int64),  # by (depth, use class), context
+            direct_row=np.zeros(n_contexts, dtype=np.int64),  # each context's row of direct_scale at this decision
             guess_weights=np.zeros(n_guesses * CLASSES * self.n_bits, dtype=np.int64),  # by (run or match model, length class, depth)
             guess_uses=np.zeros(n_guesses * CLASSES * self.n_bits, dtype=np.int64),
             guess_at=np.zeros(n_guesses, dtype=np.int64),
@@ -141,9 +142,10 @@ def direct_logit(s, d, b, node, depth):
     shift = U(64) - U(d.direct_params[DIRECT_BITS])
     for c in range(len(d.direct_at)):  # every context of the mixing model, not only those the network embeds
         at = I((s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER >> shift)
-        value = I(d.direct[at])
-        d.direct_at[c], d.direct_value[c] = at, value
-        total += value * d.direct_scale[depth, c]
+        value, uses = I(d.direct[at]), I(d.direct_uses[at])
+        row = depth * 4 + (0 if uses < 2 else 1 if uses < 5 else 2 if uses < 15 else 3)  # how far to trust it: -0.15% on enwik6
+        d.direct_at[c], d.direct_value[c], d.direct_row[c] = at, value, row
+        total += value * d.direct_scale[row, c]
     n_bits, n_contexts = s.params[N_BITS], len(d.direct_at)
     for c in range(n_contexts):  # each context's run (run_model.py): the token it saw last, how often in a row
         total += guess(d, c, s.run_found[c, 1], s.run_found[c, 2], node, depth, n_bits) << 16
@@ -184,9 +186,9 @@ def direct_learn(s, d, depth, bit):
             step = error * d.direct_params[GUESS_RATE] * 32 // (uses + 2) >> 4
             d.guess_weights[at] = min(max(d.guess_weights[at] + d.guess_sign[g] * step, -WEIGHT_CAP), WEIGHT_CAP)
     for i in range(len(d.direct_at)):
-        at, scale = d.direct_at[i], d.direct_scale[depth, i]
+        at, scale = d.direct_at[i], d.direct_scale[d.direct_row[i], i]
         uses = I(d.direct_uses[at])
         d.direct_uses[at] = min(uses + 1, DIRECT_LIMIT)
         step = (error * rate * 32 // (uses + 2) >> 4) * scale >> 16
         d.direct[at] = min(max(I(d.direct[at]) + step, -WEIGHT_CAP), WEIGHT_CAP)
-        d.direct_scale[depth, i] = min(max(scale + (error * d.direct_value[i] >> shift), -SCALE_CAP), SCALE_CAP)
+        d.direct_scale[d.direct_row[i], i] = min(max(scale + (error * d.direct_value[i] >> shift), -SCALE_CAP), SCALE_CAP)
