@@ -142,7 +142,8 @@ def _without_docstrings(tree: ast.Module) -> str:
     annotations, nor `from __future__ import annotations` where every variable annotation is
     a builtin's name: exactly what stripping may change."""
     if _builtin_annotations_only(tree):
-        tree.body = [node for node in tree.body if node not in _future_annotations(tree)]
+        futures = _future_annotations(tree)
+        tree.body = [node for node in tree.body if node not in futures]
     for owner, docstring in _docstring_nodes(tree):
         if owner is tree or len(owner.body) > 1:
             owner.body = owner.body[1:]

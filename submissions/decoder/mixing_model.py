@@ -55,8 +55,7 @@ from .match_model import PREDICTED
 from .match_model import match_find, match_input, match_learn, match_record, new_match_state
 from .neural_input import neural_input
 from .online_model import new_online_state, online_hidden, online_learn_bit, online_learn_token, online_logit
-from .run_model import TABLE_BITS as RUN_TABLE_BITS
-from .run_model import new_run_state, run_find, run_input, run_learn, run_record
+from .run_model import new_run_state, run_find, run_input, run_learn, run_record, run_touch
 from .mixing import (
     CELL_STATES,
     GROUP_BITS,
@@ -373,7 +372,7 @@ def token_facts(s, b, position):
                 break
             h = (h + part_value(s, b, part)) * HASH_MULTIPLIER
         s.context_hash[c] = h
-        touched += I(s.run_table[I(h >> U(64 - RUN_TABLE_BITS))] >> U(40))  # its entry on its way (see choose_buckets)
+        touched += run_touch(s.run_table, h)  # its entry on its way (see choose_buckets)
     s.params[TOUCHED] = touched
     for c in range(s.params[N_CONTEXTS]):
         run_find(s.run_table, s.run_found, c, s.context_hash[c])

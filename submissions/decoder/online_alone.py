@@ -38,13 +38,12 @@ from .match_model import CLASS, PREDICTED
 from .mixing_model import HASH_MULTIPLIER, N_BITS, NODE_MULTIPLIER, STREAMS, VOCAB, ContextMixingModel, MixConfig, record_token, token_facts
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from .rans import CODER_PROB_BITS, DECODING, FAILED
+from .run_model import CLASSES, NONE  # run lengths (and match length classes) told apart; no token
 
 DIRECT_LIMIT = 30  # a direct weight's uses are counted up to this: its step is then at its smallest (255: +0.6%, 60: +0.2%)
 WEIGHT_CAP = 1 << 30
 SCALE_CAP = 1 << 20  # scales stay within [-16, 16]
 GUESS_LIMIT = 255  # the same for a guess's weight (1023: +0.2%, 60: +1.3%)
-CLASSES = 16  # run lengths and match length classes told apart (longer ones share the last)
-NONE = -1
 RATE, SCALE_SHIFT, DIRECT_BITS, GUESS_RATE = range(4)  # direct_params
 
 

@@ -38,6 +38,13 @@ def check_of(h):
 
 
 @kernel
+def run_touch(table, h):
+    """A word of h's entry: a load no branch waits on, so loading every context's entry before
+    finding any has their misses overlap (see mixing.touch_set)."""
+    return I(table[I(h >> U(64 - TABLE_BITS))] >> U(40))
+
+
+@kernel
 def run_find(table, found, c, h):
     """Before a token: context c (hash h) looks up its run."""
     slot = I(h >> U(64 - TABLE_BITS))
