@@ -2,9 +2,10 @@
 # One lent-GPU session: CUDA determinism tests, neural training on enwik6, and the
 # GPU <-> CPU cross-decode. Usage: bash benchmarks/gpu_session.sh DATA OUTDIR MINUTES
 # Runs from the repo root with PYTHONPATH=. (no install needed on the GPU machine).
+# VERIFY=0 skips `verify run` (it builds a clean venv: needs a package index); KEEP=0 keeps no run.
 set -u
 DATA=$1; OUT=$2; MINUTES=${3:-3}
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # keeps carried packages
 W=$(mktemp -d)
 log() { echo "[$(date +%T)] $*"; }
 pipeline() { python -m pipeline.cli "$@"; }
@@ -15,7 +16,7 @@ python -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy
 log "1. determinism tests (CUDA test included)"
 python -m pytest -q -p no:cacheprovider tests/test_neural_determinism.py 2>&1 | tail -3
 
-log "2. train d256 L4 vocab 4096 on the GPU for $MINUTES min"
+log "2. train the default neural model (d256 L4, default vocab) on the GPU for $MINUTES min"
 pipeline train "$DATA" -o "$W/run" --model neural --max-minutes "$MINUTES" --streams 64 --device cuda -q
 python - "$W/run" <<'PY'
 import json, sys, torch
@@ -34,7 +35,7 @@ log "3. encode on the GPU (torch backend, cuda)"
 time python -m pipeline.cli pack "$W/run" -o "$W/gpu.arc" -q --backend torch --device cuda
 
 log "4. in parallel: verify the GPU archive in the clean environment (CPU, numpy) / encode on the CPU (numpy)"
-( python -m verify.cli run "$W/gpu.arc" --expect "$DATA" --report "$OUT/gpu_arc.verify.json" 2>&1 | tail -8 ) &
+( [ "${VERIFY:-1}" = 1 ] && python -m verify.cli run "$W/gpu.arc" --expect "$DATA" --report "$OUT/gpu_arc.verify.json" 2>&1 | tail -8 ) &
 ( time python -m pipeline.cli pack "$W/run" -o "$W/cpu.arc" -q --backend numpy \
   && cmp "$W/cpu.arc" "$W/gpu.arc" && echo "ARCHIVES from GPU and CPU encoders: BYTE-IDENTICAL" || echo "ARCHIVES DIFFER" ) &
 wait
@@ -43,6 +44,5 @@ log "5. decode the CPU archive on the GPU"
 time HUTTER_BACKEND=torch HUTTER_DEVICE=cuda python "$W/cpu.arc" -o "$W/out_gpu" -q \
   && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
 
-log "6. keep the run for later calls (no checkpoint: too big)"
-mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
+[ "${KEEP:-1}" = 1 ] && log "6. keep the run for later calls (no checkpoint: too big)" && mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
 log done

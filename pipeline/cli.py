@@ -101,7 +101,7 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="neural: train in N processes on this machine through torchrun (DistributedDataParallel: one per GPU, gloo on the CPU)"),
 ) -> None:
     """Train the lossless tokenizer (and the model) on a file into a run folder."""
-    from pipeline.distributed import launched_world
+    from pipeline.distributed import launched_world, refuse_too_few_gpus
 
     with user_errors(), _rank_errors():
         from pipeline.config import MODEL_CONFIGS, CoderConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
@@ -126,6 +126,7 @@ def train(
         elif nproc != 1:  # refuse mistakes here, once, then run this same command in nproc processes
             if nproc > 1:
                 check_inputs(data_file, output, config.validate(), force, resume, nproc)
+                refuse_too_few_gpus(nproc, device)
             _relaunch(ctx, nproc)
         result = run_train(data_file, output, config, force=force, resume=resume, device=device, progress=not quiet)
         if launched_world().is_main:
@@ -186,11 +187,13 @@ def pack(
     with user_errors(), _rank_errors():
         from submissions.fileio import check_output, require_file
         from pipeline.curve import curve_path
+        from pipeline.distributed import refuse_too_few_gpus
         from pipeline.pack import pack as run_pack
 
         if nproc != 1:  # refuse the common mistakes once, before the processes start
             require_file(run / "config.json", "run folder's config")
             check_output(output, force)
+            refuse_too_few_gpus(nproc, device)
             _relaunch(ctx, nproc)
         result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device, shards=shards)
         if result is None:  # another rank's share, written by rank 0

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
+from submissions.errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
@@ -80,6 +82,30 @@ def wait_for_main(obj: Any, timeout_hours: float = 24.0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0, group=dist.new_group(backend="gloo", timeout=timedelta(hours=timeout_hours)))
     return box[0]
+
+
+def local_processes() -> int:
+    """How many launched processes share this machine (torchrun's LOCAL_WORLD_SIZE)."""
+    try:
+        return int(os.environ.get("LOCAL_WORLD_SIZE", launched_world().size))
+    except ValueError:
+        return launched_world().size
+
+
+def refuse_too_few_gpus(processes: int, device: str | None) -> None:
+    """Processes on CUDA take one GPU each (NCCL will not share one between two, and a process
+    cannot use a GPU the machine lacks): refuse more of them than there are GPUs, before any
+    work. device "cuda", or "auto" (CUDA where present); any other runs on the CPU."""
+    if processes <= 1 or device not in ("cuda", "auto"):
+        return
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if processes > gpus and (device == "cuda" or gpus > 0):
+        raise UserError(
+            f"{processes} processes on CUDA take one GPU each and this machine has {gpus}: "
+            f"use --nproc {max(gpus, 1)} or fewer, or --device cpu"
+        )
 
 
 def joined_world() -> World:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.distributed import gather, launched_world, process_group
+from pipeline.distributed import gather, launched_world, local_processes, process_group, refuse_too_few_gpus
 from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
@@ -157,6 +157,7 @@ def _versions() -> dict:
 def _rank_device(device: str | None, world) -> str | None:
     """With several processes on a node, each codes on its own GPU."""
     if device == "cuda" and world.distributed:
+        refuse_too_few_gpus(local_processes(), device)  # every rank alike, before any joins
         return f"cuda:{world.local_rank}"
     return device
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
-from pipeline.distributed import all_gather, launched_world, process_group, wait_for_main
+from pipeline.distributed import all_gather, launched_world, local_processes, process_group, refuse_too_few_gpus, wait_for_main
 from submissions.errors import UserError
 from submissions.fileio import files_of, require_file, same_file
 from pipeline.run_dir import TOKENIZER, TOKENS, Source, file_sha256, fresh_tokens, open_tokens, read_token_record, save_report, save_run
@@ -55,6 +55,7 @@ def train(
         import torch
 
         use_cuda = torch.cuda.is_available()
+        refuse_too_few_gpus(local_processes(), device)  # every rank alike, before any joins
     with process_group(use_cuda) as world:
         started = time.perf_counter()
         run, report, failure = Path(run), {}, None

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.data import sample_bytes
 from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
@@ -143,8 +142,8 @@ def test_an_archive_of_format_3_still_restores_itself(tmp_path):
     result = run_archive(copy, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     restored = (tmp_path / "out").read_bytes()
+    # the sample's bytes 100,000-101,500 as Python 3.11 builds it (the sample differs across Python versions)
     assert hashlib.sha256(restored).hexdigest() == "da8d0c55caa70bfb70e4ac6101a6bf092294a51efd17ea16288183aaa3cd5141"
-    assert restored == sample_bytes()[100_000:101_500]
     with pytest.raises(ArchiveError, match="format 3.*restores itself"):
         inspect(copy)
     with pytest.raises(UserError, match="format 3.*restores itself"):

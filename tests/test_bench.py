@@ -75,6 +75,7 @@ def test_a_real_tiny_bench_through_the_cli(tmp_path, text_sample):
     assert result.exit_code == 0, result.output
     saved = json.loads(out.with_suffix(".json").read_text())
     [row] = saved["rows"]
+    assert row["skipped"] is None, row["skipped"]  # a failed stage says why here
     assert row["size_bytes"] == 8000 and row["input"] == "sample.txt repeated 1.33333 times"
     assert row["round_trip_ok"] is True and row["device"] == "cpu" and row["skipped"] is None
     assert row["tokens"] > 0 and row["train_tokens"] == row["tokens"]  # the context model: tokenizing is its training

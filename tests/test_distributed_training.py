@@ -20,7 +20,10 @@ from typer.testing import CliRunner
 from models.gpt import ModelConfig
 from models.training import CHECKPOINT, read_checkpoint, train_model
 from pipeline.cli import app
+from pipeline.config import NeuralModelConfig, PipelineConfig
 from pipeline.pack import pack
+from pipeline.train import train
+from submissions.errors import UserError
 
 TEXT = (
     b"The quick brown fox jumps over the lazy dog. A stitch in time saves nine. "
@@ -186,7 +189,7 @@ TRAIN_ARGS = ["--model", "neural", "--vocab", "320", "--d-model", "32", "--layer
 def test_cli_trains_in_two_processes_and_the_run_packs(tmp_path, text_sample):
     data, run = tmp_path / "data.txt", tmp_path / "run"
     data.write_bytes(text_sample[:4000])
-    command = [sys.executable, "-m", "pipeline", "train", str(data), "-o", str(run), *TRAIN_ARGS, "--batch-size", "4", "--nproc", "2"]
+    command = [sys.executable, "-m", "pipeline", "train", str(data), "-o", str(run), *TRAIN_ARGS, "--batch-size", "4", "--nproc", "2", "--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (done.stdout + done.stderr).count("trained ") == 1  # rank 0 speaks for the run
@@ -211,3 +214,26 @@ def test_cli_nproc_mistakes_and_nothing_to_train(tmp_path, text_sample):
     assert not (tmp_path / "r").exists()  # refused before any process or file
     result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "c"), "--model", "context", "--vocab", "320", "--nproc", "2", "-q"])
     assert result.exit_code == 0 and "note: --model context has no network to train" in result.output, result.output
+
+
+def test_processes_on_cuda_take_a_gpu_each(tmp_path, text_sample, monkeypatch):
+    """More CUDA processes than GPUs is refused in one line before anything starts (on a 1-GPU
+    machine `--nproc 2` once died in torch.cuda.set_device, "invalid device ordinal")."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    data, run = tmp_path / "data.txt", tmp_path / "run"
+    data.write_bytes(text_sample[:3000])
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    runner = CliRunner()
+    train_args = ["train", str(data), "-o", str(tmp_path / "r"), *TRAIN_ARGS, "--batch-size", "4", "--nproc", "2"]
+    for args in (train_args, [*train_args, "--device", "cuda"], ["pack", str(run), "-o", str(tmp_path / "x.arc"), "--device", "cuda", "--nproc", "2"]):
+        result = runner.invoke(app, args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "2 processes on CUDA take one GPU each and this machine has 1: use --nproc 1 or fewer, or --device cpu" in lines[0]
+    assert not (tmp_path / "r").exists() and not (tmp_path / "x.arc").exists()
+    # launched by torchrun itself: every rank refuses alike, before joining a group that would wait
+    monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("LOCAL_RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="this machine has 1"):
+        train(data, tmp_path / "r2", PipelineConfig(model=NeuralModelConfig(d_model=32, n_layers=1, n_heads=2, context=8, max_steps=1, batch_size=4)), progress=False)

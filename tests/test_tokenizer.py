@@ -123,6 +123,8 @@ def test_training_is_deterministic(train_text):
 def test_tiny_inputs_fall_back_to_bytes_and_vocab_shrinks(train_text):
     for data in (b"", b"\x00\x01", b"\n\n\n", b"\xff\xfe", "\u2581".encode(), b"a small text, repeated. " * 40):
         assert train_tokenizer(data, 4096).kind == "bytes"
+    for model_type in ("bpe", "unigram"):  # only NULs: nothing to learn (sentencepiece 0.2.2's unigram trainer raised on it)
+        assert train_tokenizer(b"\x00" * 5000, 320, model_type).kind == "bytes"
     small = train_tokenizer(train_text[:3000], 4096)
     assert small.kind == "sentencepiece" and 320 <= small.vocab_size < 4096
     assert round_trips(small, train_text)

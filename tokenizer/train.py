@@ -30,7 +30,7 @@ CHUNK_CHARS = 4096  # a training "sentence": cut after a newline past this many 
 MAX_CHUNK_CHARS = 4 * CHUNK_CHARS  # hard cut for text without newlines (unigram crashes on huge sentences)
 MIN_VOCAB = 320  # 256 byte pieces + room for real pieces; below this, bytes only
 # SentencePiece's errors for data with nothing to learn: no text, only NUL, one character (unigram)
-_NOTHING_TO_LEARN = ("sentences_.empty()", "all_chars_count", "no pieces are loaded")
+_NOTHING_TO_LEARN = ("sentences_.empty()", "all_chars_count", "no pieces are loaded", "required_chars_.empty()")  # as versions say it
 
 
 def sample_spans(size: int) -> list[tuple[int, int]]:
@@ -133,6 +133,8 @@ def train_tokenizer_on_sample(blocks: list[bytes], vocab_size: int = 4096, model
     never read whole."""
     sentences = training_sentences(blocks)
     counts = _char_counts(sentences)
+    if not counts.any():  # only NULs (or nothing): no character to learn (sentencepiece 0.2.2 fails on it)
+        return Tokenizer.bytes_only()
     while vocab_size >= MIN_VOCAB:
         try:
             text = _keep_common_chars(sentences, counts, _char_budget(vocab_size))
