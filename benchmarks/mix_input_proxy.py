@@ -2,6 +2,7 @@
 any exact kernel is written.
 
     python benchmarks/mix_input_proxy.py runs/e6 --hidden 256
+    python benchmarks/mix_input_proxy.py runs/e6 --second '{"kind": "online"}'  # an exact model instead
 
 1. The default mixing model codes the run's tokens; the coder's recorded intervals give
    P(actual bit) at every decision of the token tree (a complete tree: vocab 2**n_bits).
@@ -17,6 +18,7 @@ Float and torch: the last bytes vary by machine. It screens; it never codes an a
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -33,9 +35,10 @@ from tokenizer import load_tokenizer
 PROB_BITS = 28
 
 
-def mixing_model_bits(table: list, tokens: np.ndarray) -> np.ndarray:
-    """P(actual bit) of every decision under the default mixing model, in coding order."""
-    model = build_model({"kind": "mix"}, len(table), 1, PROB_BITS, b"", token_bytes=table)
+def model_bits(config: dict, table: list, tokens: np.ndarray) -> np.ndarray:
+    """P(actual bit) of every decision under a model of the registry (the default mixing model:
+    {"kind": "mix"}), in coding order."""
+    model = build_model(config, len(table), 1, PROB_BITS, b"", token_bytes=table)
     coder = encoding.RansEncoder(1, PROB_BITS, capacity=len(tokens) * model.n_bits)
     codec.code(model, coder, tokens, 1)
     count = int(coder.arrays.vars[COUNT])
@@ -67,15 +70,15 @@ def path_bits(log_probs: torch.Tensor, tokens: torch.Tensor, n_bits: int) -> tor
     return (child / node).clamp(1e-6, 1 - 1e-6)
 
 
-def lstm_bits(tokens: np.ndarray, n_bits: int, hidden: int, embed: int, segment: int, rate: float) -> tuple[np.ndarray, float]:
-    """(P(actual bit) per decision, seconds) of the token LSTM learning online."""
+def lstm_bits(tokens: np.ndarray, n_bits: int, hidden: int, embed: int, segment: int, rate: float) -> np.ndarray:
+    """P(actual bit) per decision of the token LSTM learning online."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = TokenLSTM(1 << n_bits, embed, hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=rate)
     ids = torch.from_numpy(tokens.astype(np.int64))
     out = np.zeros((len(ids), n_bits))
-    state, previous, started = None, torch.zeros(1, dtype=torch.long), time.perf_counter()
+    state, previous = None, torch.zeros(1, dtype=torch.long)
     for begin in range(0, len(ids), segment):
         target = ids[begin : begin + segment]
         logits, next_state = model(torch.cat([previous, target[:-1]]).view(1, -1), state)
@@ -88,7 +91,7 @@ def lstm_bits(tokens: np.ndarray, n_bits: int, hidden: int, embed: int, segment:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         state, previous = tuple(s.detach() for s in next_state), target[-1:]
-    return out.ravel(), time.perf_counter() - started
+    return out.ravel()
 
 
 @numba.njit
@@ -123,15 +126,21 @@ def main() -> None:
     parser.add_argument("--segment", type=int, default=20, help="tokens per training step")
     parser.add_argument("--rate", type=float, default=0.002, help="Adam's learning rate")
     parser.add_argument("--mixer-rates", default="0.001,0.002", help="the proxy mixer's learning rates to try")
+    parser.add_argument("--second", default=None, help='instead of the LSTM, an exact model of the registry as JSON, e.g. \'{"kind": "online"}\'')
     args = parser.parse_args()
     table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
     tokens = np.load(args.run / "tokens.npy")[: args.tokens].astype(np.int64)
     n_bits = max(1, (len(table) - 1).bit_length())
-    ours = mixing_model_bits(table, tokens)
-    other, seconds = lstm_bits(tokens, n_bits, args.hidden, args.embed, args.segment, args.rate)
-    print(f"{len(tokens):,} tokens; mixing model alone {-np.log2(ours).sum() / 8:,.0f} B; LSTM (hidden {args.hidden}, embed"
-          f" {args.embed}, segment {args.segment}, Adam {args.rate}) alone {-np.log2(other).sum() / 8:,.0f} B in {seconds:.0f} s")
-    print("| mixer rate | mixing model through the proxy mixer (B) | + the LSTM (B) | change |\n|---:|---:|---:|---:|")
+    ours = model_bits({"kind": "mix"}, table, tokens)
+    started = time.perf_counter()
+    if args.second:
+        other, name = model_bits(json.loads(args.second), table, tokens), args.second
+    else:
+        other = lstm_bits(tokens, n_bits, args.hidden, args.embed, args.segment, args.rate)
+        name = f"LSTM (hidden {args.hidden}, embed {args.embed}, segment {args.segment}, Adam {args.rate})"
+    seconds = time.perf_counter() - started
+    print(f"{len(tokens):,} tokens; mixing model alone {-np.log2(ours).sum() / 8:,.0f} B; {name} alone {-np.log2(other).sum() / 8:,.0f} B in {seconds:.0f} s")
+    print("| mixer rate | mixing model through the proxy mixer (B) | + the second model (B) | change |\n|---:|---:|---:|---:|")
     for rate in (float(r) for r in args.mixer_rates.split(",")):
         alone, both = mixed_bytes(ours, other, tokens, n_bits, rate, False), mixed_bytes(ours, other, tokens, n_bits, rate, True)
         print(f"| {rate} | {alone:,.0f} | {both:,.0f} | {100 * (both - alone) / alone:+.2f}% |", flush=True)
