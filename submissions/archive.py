@@ -306,7 +306,7 @@ def program_kind(model_config: dict) -> str:
     without the online network (without a neural input) carries that module's stand-in
     (STAND_INS) instead of its code."""
     kind = model_config["kind"]
-    if kind not in ("mix", "online"):  # the online model is the mixing model's code and its own
+    if kind != "mix":  # the online model always has its network, never a neural input
         return kind
     neural, online = model_config.get("neural"), model_config.get("online_hidden", MixConfig.online_hidden)
     return (kind + "+neural" if neural else kind) + ("" if online else "~online_model") + ("" if neural else "~neural_input")

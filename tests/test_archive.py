@@ -122,7 +122,8 @@ def test_without_a_neural_input_an_archive_carries_the_stand_in():
 @pytest.mark.parametrize("module", sorted(STAND_INS))
 def test_a_stand_in_defines_what_the_model_imports_with_the_same_arguments(module):
     real, stand_in = (ast.parse((DECODER_DIR / f"{name}.py").read_text("utf-8")) for name in (module, STAND_INS[module]))
-    imported = {alias.name for node in ast.walk(ast.parse((DECODER_DIR / "mixing_model.py").read_text("utf-8")))
+    importers = [ast.parse((DECODER_DIR / f"{name}.py").read_text("utf-8")) for name in ("mixing_model", "mixing_steps")]
+    imported = {alias.name for tree in importers for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.module == module and node.col_offset == 0 for alias in node.names}
 
     def signatures(tree):

@@ -78,12 +78,14 @@ def test_the_config_is_checked():
     assert PipelineConfig.from_dict({"model": {"kind": "online"}}).validate().streams_for(10**6) == 1
 
 
-def test_its_archive_carries_its_kernels_and_the_neural_inputs_stand_in():
+def test_its_archive_carries_its_kernels_and_not_the_mixers():
     kind = program_kind({"kind": "online"})
-    assert kind == "online~neural_input"
+    assert kind == "online"
     carried = decoder_modules(kind)
-    assert "decoder.online_alone" in carried and "decoder.online_alone" not in decoder_modules("mix~neural_input")
-    assert carried["decoder.neural_input"] == decoder_modules("mix~neural_input")["decoder.neural_input"]
+    mix = decoder_modules(program_kind({"kind": "mix"}))
+    assert "decoder.online_alone" in carried and "decoder.online_alone" not in mix
+    assert "decoder.mixing_steps" in mix and "decoder.mixing_steps" not in carried  # the mixing model's coding kernels
+    assert "decoder.neural_input" not in carried and "decoder.mixing_model" in carried
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ models of Bengio et al. (2003) and Mikolov's RNNME:
 Every weight learns by a gradient step on coding cost: the direct weights and the guesses'
 with a step of 1/(n + 2) for their n-th use (a new context learns fast), the scales with a
 fixed rate. The contexts' hashes, runs, match predictions and the text state come from the
-mixing model's kernels (token_facts, record_token); its counts, mixers and refiners stay
-unused (and uncompiled).
+mixing model's kernels per token (token_facts, record_token); its kernels per decision
+(mixing_steps.py: counts, mixers, refiners) are not in the archive.
 
 Integer-exact as the rest: direct and guess weights are in 1/65536 of the stretch unit (int32
 and int64), scales in 1/65536, every rounding a right shift or a floor division.
@@ -68,7 +68,7 @@ DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct
 
 class OnlineModel(ContextMixingModel):
     config_class = OnlineConfig
-    modules = ContextMixingModel.modules + ("online_alone",)
+    modules = tuple(m for m in ContextMixingModel.modules if m not in ("mixing_steps", "neural_input")) + ("online_alone",)  # no mixing kernels
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None, neural=None):
         if config.online_hidden < 1:
@@ -101,7 +101,7 @@ class OnlineModel(ContextMixingModel):
 
 @entry
 def code_alone(s, d, coder, window, lengths, t0):
-    """As mixing_model.code_steps, with the network's probability coded."""
+    """As mixing_steps.code_steps, with the network's probability coded."""
     n_streams, n_bits, vocab = s.params[STREAMS], s.params[N_BITS], s.params[VOCAB]
     prob_bits, decoding = coder.vars[CODER_PROB_BITS], coder.vars[DECODING]
     for i in range(window.shape[1]):

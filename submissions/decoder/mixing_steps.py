@@ -1,0 +1,178 @@
+"""The mixing model's coding loop and its kernels per decision: counts, state maps, mixers,
+refiners (mixing_model.py says how they fit together). A module of its own so that a model
+which reads the mixing model's contexts and text state but codes otherwise (online_alone.py)
+carries none of it in its archives.
+"""
+
+from __future__ import annotations
+
+from .binary_coder import code_bit
+from .contexts import MATCH_CLASS, SEEN_CLASS
+from .jit import I, entry, kernel
+from .logistic import PROB_BITS, PROB_ONE
+from .match_model import match_input, match_learn
+from .mixing import (
+    CELL_STATES,
+    FINE_BITS,
+    GROUP_BITS,
+    MAP_LIMIT,
+    U,
+    cell_state,
+    claim_bucket,
+    count_bit,
+    map_learn,
+    map_p,
+    mix_dot,
+    mix_learn,
+    refine,
+    squash_of,
+    stretch_of,
+    touch_set,
+)
+from .mixing_model import (
+    BUCKET_BITS, COUNT_LIMIT, HAS_NEURAL, HAS_ONLINE, HASH_MULTIPLIER, N_BITS, N_CONTEXTS, N_MATCHES, NODE_MULTIPLIER, RATE, STREAMS,
+    TOKEN_REFINER_BITS, TOKEN_REFINER_CONTEXTS, TOUCHED, VOCAB, record_token, token_facts,
+)  # fmt: skip
+from .neural_input import neural_input
+from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
+from .rans import CODER_PROB_BITS, DECODING, FAILED
+from .run_model import run_input, run_learn
+
+BIAS = 256  # the constant input of every mixer
+FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first layer: -0.14% on enwik6
+UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
+NODE_KNOT, TOKEN_KNOT, TOKENS_KNOT = range(3)  # refine_at: the knots that learn
+
+
+@entry
+def code_steps(s, coder, window, lengths, t0, neural):
+    """Each active stream's token at each step, bit by bit (read from the window when encoding,
+    written to it when decoding). One function, not a kernel per token: numba compiles a kernel's
+    callees again into each caller, so a level less is ~1 s less compiling in every decode."""
+    n_streams, n_bits, vocab = s.params[STREAMS], s.params[N_BITS], s.params[VOCAB]
+    prob_bits, decoding = coder.vars[CODER_PROB_BITS], coder.vars[DECODING]
+    for i in range(window.shape[1]):
+        for b in range(n_streams):
+            if lengths[b] <= t0 + i:
+                break  # active streams are a prefix
+            position = (t0 + i) * n_streams + b
+            token = I(window[b, i])
+            token_facts(s, b, position)
+            if s.params[HAS_ONLINE]:
+                online_hidden(s)
+            node = I(1)  # I(): a literal 1 would make numba compile the callees twice
+            for depth in range(n_bits):
+                below = n_bits - depth - 1
+                if depth % GROUP_BITS == 0:
+                    choose_buckets(s, node)
+                if ((2 * node + 1) << below) - (1 << n_bits) >= vocab:
+                    node = 2 * node  # no id of the vocabulary below a 1 here: a 0, known to both sides
+                    continue
+                p = predict_bit(s, b, depth, node, neural)
+                bit = 0 if decoding else token >> below & 1
+                bit = code_bit(coder, b, ((PROB_ONE << FINE_BITS) - p) << (prob_bits - PROB_BITS - FINE_BITS), bit)
+                learn_bit(s, depth, node, bit)
+                if s.params[HAS_ONLINE]:
+                    online_learn_bit(s, node, depth, bit)
+                node = 2 * node + bit
+            if s.params[HAS_ONLINE]:
+                online_learn_token(s)
+            if coder.vars[FAILED]:
+                return
+            token = node - (1 << n_bits)
+            window[b, i] = token
+            record_token(s, b, position, token)
+
+
+@kernel
+def choose_buckets(s, node):
+    """At the first decision of a group: each context's bucket for the group below this node."""
+    node_hash = U(node) * NODE_MULTIPLIER
+    touched = I(0)
+    for c in range(len(s.bucket_at)):  # every set on its way before the first claim (see touch_set)
+        touched += touch_set(s.buckets, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, s.params[BUCKET_BITS])
+    s.params[TOUCHED] = touched
+    for c in range(len(s.bucket_at)):
+        s.bucket_at[c] = claim_bucket(s.buckets, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, s.params[BUCKET_BITS])
+
+
+@kernel
+def predict_bit(s, b, depth, node, neural):
+    """P(bit = 1) in 12 + FINE_BITS bits (never 0 or 1) for stream b at this node."""
+    n_bits, n_contexts = s.params[N_BITS], s.params[N_CONTEXTS]
+    in_group = depth % GROUP_BITS
+    cell = (1 << in_group) | (node & ((1 << in_group) - 1))  # the node's cell in its group's bucket
+    inputs = s.inputs
+    seen_first, seen_rest = 0, 0
+    for c in range(n_contexts):  # inputs: stretch(p) of a seen context, UNSEEN for one never seen; its run
+        counts = I(s.buckets[s.bucket_at[c] + cell])
+        if counts:
+            state = c * CELL_STATES + cell_state(counts)
+            s.state_at[c] = state
+            inputs[c], inputs[n_contexts + c] = stretch_of(map_p(s.maps, state)), 0
+            if 1 <= c <= 4:
+                seen_first |= 1 << (c - 1)
+            elif c > 4:
+                seen_rest += 1
+        else:
+            s.state_at[c] = -1
+            inputs[c], inputs[n_contexts + c] = 0, UNSEEN
+        inputs[2 * n_contexts + c] = run_input(s.run_maps, s.run_found, s.run_alive, c, node, depth, n_bits)
+    n = 3 * n_contexts
+    for m in range(s.params[N_MATCHES]):
+        inputs[n], s.match_alive[m, 0], s.match_alive[m, 1] = match_input(s.match_state, s.match_maps, m, b, node, depth, n_bits)
+        n += 1
+    if s.params[HAS_NEURAL]:
+        inputs[n] = neural_input(neural, b, node, depth, n_bits)
+        n += 1
+    if s.params[HAS_ONLINE]:
+        inputs[n] = online_logit(s, node, depth)
+        n += 1
+    inputs[len(inputs) - 1] = BIAS
+    match_class = s.match_alive[0, 0] if s.params[N_MATCHES] else 0
+    s.facts[MATCH_CLASS] = U(match_class)
+    s.facts[SEEN_CLASS] = U(seen_first * 8 + seen_rest * 8 // n_contexts)
+    for i in range(len(s.sets)):
+        value = I(s.facts[s.sel_fact[i]])
+        s.sets[i] = s.sel_offset[i] + (value << n_bits | node if s.sel_by_node[i] else value * n_bits + depth)
+        dot = mix_dot(s.weights, s.sets[i], inputs)
+        s.final_inputs[i] = dot
+        s.mixed[i] = squash_of(dot)
+    s.final_inputs[len(s.sets)] = BIAS
+    total = 0
+    for j in range(len(s.final_sets)):
+        s.final_sets[j] = s.final_offset[j] + I(s.facts[s.final_fact[j]]) * n_bits + depth
+        dot = mix_dot(s.final_weights, s.final_sets[j], s.final_inputs)
+        s.final_p[j] = squash_of(dot)
+        total += dot
+    mixed = squash_of(total // len(s.final_sets))
+    by_node, s.refine_at[NODE_KNOT] = refine(s.refiner, node, mixed)
+    token_node = I((U(s.history[b, 0]) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
+    by_token, s.refine_at[TOKEN_KNOT] = refine(s.refiner, (1 << n_bits) + token_node, mixed)
+    tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
+    by_tokens, s.refine_at[TOKENS_KNOT] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + tokens_node, mixed)
+    return min(max(((mixed << FINE_BITS) + by_node + by_token + by_tokens) >> 2, 1), (PROB_ONE << FINE_BITS) - 1)
+
+
+@kernel
+def learn_bit(s, depth, node, bit):
+    n_bits = s.params[N_BITS]
+    in_group = depth % GROUP_BITS
+    cell = (1 << in_group) | (node & ((1 << in_group) - 1))
+    limit = s.params[COUNT_LIMIT]
+    for c in range(s.params[N_CONTEXTS]):
+        if s.state_at[c] >= 0:
+            map_learn(s.maps, s.state_at[c], bit, MAP_LIMIT)
+        count_bit(s.buckets, s.bucket_at[c] + cell, bit, limit)
+        run_learn(s.run_maps, s.run_alive, c, bit)
+    for m in range(s.params[N_MATCHES]):
+        match_learn(s.match_maps, m, s.match_alive[m, 0], depth, n_bits, bit, s.match_alive[m, 1])
+    rate = s.params[RATE]
+    final_rate = rate // FINAL_RATE_DIVISOR
+    for i in range(len(s.sets)):
+        mix_learn(s.weights, s.uses, s.sets[i], s.inputs, s.mixed[i], bit, rate)
+    for j in range(len(s.final_sets)):
+        mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
+    map_learn(s.refiner, s.refine_at[NODE_KNOT], bit, MAP_LIMIT)
+    map_learn(s.refiner, s.refine_at[TOKEN_KNOT], bit, MAP_LIMIT)
+    map_learn(s.refiner, s.refine_at[TOKENS_KNOT], bit, MAP_LIMIT)
