@@ -21,7 +21,8 @@ import hashlib, json, sys
 import numpy as np
 from submissions.decoder import encoding, jit
 from submissions.decoder.context_model import ContextConfig, ContextModel
-from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
+from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.mixing_steps import ContextMixingModel
 from submissions.decoder.online_alone import OnlineConfig, OnlineModel
 
 def digest(arrays):

@@ -34,7 +34,8 @@ from submissions.decoder.contexts import (
 from submissions.decoder.logistic import SQUASH_TABLE, STRETCH_TABLE, squash
 from submissions.decoder.match_model import CLASS, LENGTH, PREDICTED
 from submissions.decoder.mixing import BUCKET_WORDS, MAP_LIMIT, WAYS, new_mixer, new_state_maps
-from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
+from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.mixing_steps import ContextMixingModel
 
 PROB_BITS = 28
 SMALL = dict(table_bits=12)  # tiny tables: fast, and full of hash collisions

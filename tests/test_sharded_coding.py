@@ -24,7 +24,8 @@ from pipeline.unpack import unpack
 from submissions.decoder import codec, encoding
 from submissions.decoder.container import read_archive
 from submissions.decoder.context_model import ContextModel
-from submissions.decoder.mixing_model import ContextMixingModel, MixConfig
+from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.mixing_steps import ContextMixingModel
 from submissions.decoder.rans import CorruptPayload
 from tests.coding import PROB_BITS
 from tests.damaged import _set, rezip

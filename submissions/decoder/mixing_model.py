@@ -48,7 +48,7 @@ from .contexts import (  # facts set per token
     ABOVE, COLUMN, FOLDED_WORD, FOLLOWED, FOLLOWED_TWO, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
     MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, STREAM, WORD, WORD_BEFORE, ZERO,
 )  # fmt: skip
-from .jit import I, kernel, timed_first_call
+from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
 from .match_model import match_find, match_record, new_match_state
@@ -165,9 +165,12 @@ def _part_codes(rows: list) -> np.ndarray:
     return np.array([list(parts) + [-1] * (longest - len(parts)) for _, _, parts in rows], dtype=np.int64).reshape(len(rows), longest)
 
 
-class ContextMixingModel:
+class ContextMixingBase:
+    """What the mixing model (mixing_steps.py) and the online model (online_alone.py) share:
+    the config, the state record, the kernels per token; each codes in its own kernel."""
+
     runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
-    modules = ("mixing_model", "mixing_steps", "mixing", "match_model", "run_model", "online_model", "neural_input", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
@@ -240,29 +243,6 @@ class ContextMixingModel:
         self.state = MixState(**arrays)
         self.by_node = by_node
         self.previous = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
-
-    @classmethod
-    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
-        neural = None
-        if config.get("neural"):
-            from .neural_input import neural_from_config
-
-            neural = neural_from_config(config, vocab_size, n_streams, prob_bits, weights)
-        fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
-        return cls(vocab_size, n_streams, prob_bits, MixConfig(**fields), token_bytes=token_bytes, neural=neural)
-
-    def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
-        """Code steps t0 .. t0 + window.shape[1] - 1 of every active stream: window[b, i] is
-        stream b's token at step t0 + i, read when encoding, written when decoding."""
-        from .mixing_steps import code_steps  # here, not above: the online model's archives carry no mixing kernels
-
-        with np.errstate(over="ignore"):  # wrapping uint64 hashes are meant (numpy scalars warn with JIT off)
-            if self.neural is None:
-                timed_first_call(code_steps, self.state, coder.arrays, window, lengths, t0, np.zeros((0, 0), dtype=np.int64))
-            else:
-                from .neural_input import code_with_neural
-
-                code_with_neural(self, code_steps, coder, window, lengths, t0)
 
 
 # ---- the kernels per token: its facts and hashes before it, its record after it -----------

@@ -1,14 +1,16 @@
-"""The mixing model's coding loop and its kernels per decision: counts, state maps, mixers,
-refiners (mixing_model.py says how they fit together). A module of its own so that a model
-which reads the mixing model's contexts and text state but codes otherwise (online_alone.py)
-carries none of it in its archives.
+"""The mixing model (`--model mix`): its class, its coding loop and its kernels per decision:
+counts, state maps, mixers, refiners (mixing_model.py says how they fit together and holds
+the state and the kernels per token). A module of its own so that a model which reads the
+same contexts and text state but codes otherwise (online_alone.py) carries none of it.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .binary_coder import code_bit
 from .contexts import MATCH_CLASS, SEEN_CLASS
-from .jit import I, entry, kernel
+from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
 from .match_model import match_input, match_learn
 from .mixing import (
@@ -31,7 +33,7 @@ from .mixing import (
 )
 from .mixing_model import (
     BUCKET_BITS, COUNT_LIMIT, HAS_NEURAL, HAS_ONLINE, HASH_MULTIPLIER, N_BITS, N_CONTEXTS, N_MATCHES, NODE_MULTIPLIER, RATE, STREAMS,
-    TOKEN_REFINER_BITS, TOKEN_REFINER_CONTEXTS, TOUCHED, VOCAB, record_token, token_facts,
+    TOKEN_REFINER_BITS, TOKEN_REFINER_CONTEXTS, TOUCHED, VOCAB, ContextMixingBase, MixConfig, record_token, token_facts,
 )  # fmt: skip
 from .neural_input import neural_input
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
@@ -42,6 +44,34 @@ BIAS = 256  # the constant input of every mixer
 FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first layer: -0.14% on enwik6
 UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
 NODE_KNOT, TOKEN_KNOT, TOKENS_KNOT = range(3)  # refine_at: the knots that learn
+
+
+class ContextMixingModel(ContextMixingBase):
+    """`--model mix`: the contexts' counts, runs, matches and the online network, mixed."""
+
+    modules = ContextMixingBase.modules + ("mixing_steps", "neural_input")
+
+    @classmethod
+    def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
+        neural = None
+        if config.get("neural"):
+            from .neural_input import neural_from_config
+
+            neural = neural_from_config(config, vocab_size, n_streams, prob_bits, weights)
+        fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
+        return cls(vocab_size, n_streams, prob_bits, MixConfig(**fields), token_bytes=token_bytes, neural=neural)
+
+    def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        """Code steps t0 .. t0 + window.shape[1] - 1 of every active stream: window[b, i] is
+        stream b's token at step t0 + i, read when encoding, written when decoding."""
+        with np.errstate(over="ignore"):  # wrapping uint64 hashes are meant (numpy scalars warn with JIT off)
+            if self.neural is None:
+                timed_first_call(code_steps, self.state, coder.arrays, window, lengths, t0, np.zeros((0, 0), dtype=np.int64))
+            else:
+                from .neural_input import code_with_neural
+
+                code_with_neural(self, code_steps, coder, window, lengths, t0)
+
 
 
 @entry

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 # kind -> (module defining the class, class name)
-MODEL_KINDS = {"context": ("context_model", "ContextModel"), "neural": ("neural_model", "NeuralModel"), "mix": ("mixing_model", "ContextMixingModel"), "online": ("online_alone", "OnlineModel")}
+MODEL_KINDS = {"context": ("context_model", "ContextModel"), "neural": ("neural_model", "NeuralModel"), "mix": ("mixing_steps", "ContextMixingModel"), "online": ("online_alone", "OnlineModel")}
 
 
 def model_class(kind: str):

@@ -35,7 +35,7 @@ from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
 from .mixing import U, squash_of
 from .match_model import CLASS, PREDICTED
-from .mixing_model import HASH_MULTIPLIER, N_BITS, NODE_MULTIPLIER, STREAMS, VOCAB, ContextMixingModel, MixConfig, record_token, token_facts
+from .mixing_model import HASH_MULTIPLIER, N_BITS, NODE_MULTIPLIER, STREAMS, VOCAB, ContextMixingBase, MixConfig, record_token, token_facts
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from .rans import CODER_PROB_BITS, DECODING, FAILED
 from .run_model import CLASSES, NONE  # run lengths (and match length classes) told apart; no token
@@ -66,9 +66,9 @@ class OnlineConfig(MixConfig):
 DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row")
 
 
-class OnlineModel(ContextMixingModel):
+class OnlineModel(ContextMixingBase):
     config_class = OnlineConfig
-    modules = tuple(m for m in ContextMixingModel.modules if m not in ("mixing_steps", "neural_input")) + ("online_alone",)  # no mixing kernels
+    modules = ContextMixingBase.modules + ("online_alone",)
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None, neural=None):
         if config.online_hidden < 1:
