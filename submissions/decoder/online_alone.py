@@ -54,13 +54,13 @@ class OnlineConfig(MixConfig):
 
     kind: str = "online"
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
-    online_hidden: int = 32  # with the direct connections and guesses, fewer units do better (64: +0.2%, 16: +0.3%)
+    online_hidden: int = 16  # with the direct connections and guesses, fewer units do better (8: +0.19%, 32: +0.10% on enwik6)
     online_rates: tuple = (8, 24)  # (8, 32): +0.03%, (8, 48): +0.4% (64 units)
     online_table_bits: int = 22  # 2**22 rows of 33 int16 (277 MiB); 2**23: -0.05%
     direct_bits: int = 26  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 320 MiB); 2**25: +0.2%
-    direct_rate: int = 3  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (8: +0.5%)
-    guess_rate: int = 8  # the same for the weights of runs and matches (4 / 16: +0.3%)
-    scale_shift: int = 16  # the scales' step: error * weight >> scale_shift
+    direct_rate: int = 2  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (1: +0.3%, 3: +0.1%)
+    guess_rate: int = 4  # the same for the weights of runs and matches (3: +0.05%, 8: +0.13%)
+    scale_shift: int = 15  # the scales' step: error * weight >> scale_shift (14: +0.07%, 16: +0.05%)
 
 
 DirectState = namedtuple("DirectState", "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row")
