@@ -309,7 +309,7 @@ def program_kind(model_config: dict) -> str:
     if kind != "mix":  # the online model always has its network, never a neural input
         return kind
     neural, online = model_config.get("neural"), model_config.get("online_hidden", MixConfig.online_hidden)
-    return (kind + "+neural" if neural else kind) + ("" if online else "~online_model") + ("" if neural else "~neural_input")
+    return ("mix+neural" if neural else "mix") + ("" if online else "~online_model") + ("" if neural else "~neural_input")
 
 
 def decoder_modules(model_kind: str) -> dict[str, str]:

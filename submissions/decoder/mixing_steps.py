@@ -73,7 +73,6 @@ class ContextMixingModel(ContextMixingBase):
                 code_with_neural(self, code_steps, coder, window, lengths, t0)
 
 
-
 @entry
 def code_steps(s, coder, window, lengths, t0, neural):
     """Each active stream's token at each step, bit by bit (read from the window when encoding,

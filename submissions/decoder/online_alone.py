@@ -70,7 +70,7 @@ class OnlineModel(ContextMixingBase):
     config_class = OnlineConfig
     modules = ContextMixingBase.modules + ("online_alone",)
 
-    def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None, neural=None):
+    def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None):
         if config.online_hidden < 1:
             raise ValueError("the online model needs its network: online_hidden >= 1")
         super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
