@@ -52,7 +52,7 @@ from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
 from .match_model import match_find, match_record, new_match_state
-from .mixing import CELL_STATES, U, new_mixer, new_refiner, new_state_maps
+from .mixing import CELL_STATES, MAP_LIMIT, U, map_learn, new_mixer, new_refiner, new_state_maps, refine
 from .online_model import new_online_state
 from .run_model import new_run_state, run_find, run_record, run_touch
 
@@ -174,6 +174,7 @@ class ContextMixingBase:
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
+    refiners = 3  # refiners per decision (refine_three's), each with its learning knot in refine_at
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: MixConfig = MixConfig(), token_bytes=None, neural=None):
         self.config, self.n_streams, self.prob_bits = config, n_streams, prob_bits
@@ -212,7 +213,7 @@ class ContextMixingBase:
             final_uses=final_uses,
             final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
             final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
-            refiner=new_refiner((1 << n_bits) + 2 * TOKEN_REFINER_CONTEXTS),  # by node; by (last token, node); by (last two tokens, node)
+            refiner=new_refiner(self.refiner_contexts()),
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),
             match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths), dtype=np.int64),
@@ -237,12 +238,16 @@ class ContextMixingBase:
             final_sets=np.zeros(len(FINAL_LAYER), dtype=np.int64),
             final_p=np.zeros(len(FINAL_LAYER), dtype=np.int64),
             match_alive=np.zeros((max(1, len(lengths)), 2), dtype=np.int64),  # (length class while alive, expected bit)
-            refine_at=np.zeros(3, dtype=np.int64),
+            refine_at=np.zeros(self.refiners, dtype=np.int64),
         )
         arrays["lines"][:, PREVIOUS_LINE] = -1
         self.state = MixState(**arrays)
         self.by_node = by_node
         self.previous = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
+
+    def refiner_contexts(self) -> int:
+        """The refiners' contexts (refine_three): by node; by (last token, node); by (last two tokens, node)."""
+        return (1 << self.n_bits) + 2 * TOKEN_REFINER_CONTEXTS
 
 
 # ---- the kernels per token: its facts and hashes before it, its record after it -----------
@@ -374,3 +379,30 @@ def record_text(s, b, token):
     lines[b, SCOPE_PENDING] = 1 if info[token, T_OPENS] or (lines[b, SCOPE_PENDING] and not ended) else 0
     for j in range(3):
         lines[b, NEST + j] = min(max(lines[b, NEST + j] + info[token, T_NEST + j], 0), NEST_CAPS[j])
+
+
+# ---- refiners: what the two coding kernels share per decision --------------------------------
+
+
+@kernel
+def refine_three(s, b, node, p):
+    """p (12 bits) refined (mixing.refine) by node, by (last token, node) and by (last two tokens,
+    node): the three answers in 12 + FINE_BITS bits; their learning knots in s.refine_at[:3]."""
+    n_bits = s.params[N_BITS]
+    by_node, s.refine_at[0] = refine(s.refiner, node, p)
+    by_token, s.refine_at[1] = refine(s.refiner, (1 << n_bits) + token_node(s, b, node, 1), p)
+    by_tokens, s.refine_at[2] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + token_node(s, b, node, 2), p)
+    return by_node, by_token, by_tokens
+
+
+@kernel
+def token_node(s, b, node, n):
+    """A hash of stream b's last n tokens (1 or 2) with the node, in [0, TOKEN_REFINER_CONTEXTS)."""
+    last = U(s.history[b, 0]) if n == 1 else U(s.history[b, 1]) << U(16) | U(s.history[b, 0])
+    return I((last << U(s.params[N_BITS]) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
+
+
+@kernel
+def refiners_learn(s, bit):
+    for k in range(len(s.refine_at)):
+        map_learn(s.refiner, s.refine_at[k], bit, MAP_LIMIT)

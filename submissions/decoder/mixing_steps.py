@@ -26,14 +26,13 @@ from .mixing import (
     map_p,
     mix_dot,
     mix_learn,
-    refine,
     squash_of,
     stretch_of,
     touch_set,
 )
 from .mixing_model import (
     BUCKET_BITS, COUNT_LIMIT, HAS_NEURAL, HAS_ONLINE, HASH_MULTIPLIER, N_BITS, N_CONTEXTS, N_MATCHES, NODE_MULTIPLIER, RATE, STREAMS,
-    TOKEN_REFINER_BITS, TOKEN_REFINER_CONTEXTS, TOUCHED, VOCAB, ContextMixingBase, MixConfig, record_token, token_facts,
+    TOUCHED, VOCAB, ContextMixingBase, MixConfig, record_token, refine_three, refiners_learn, token_facts,
 )  # fmt: skip
 from .neural_input import neural_input
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
@@ -43,7 +42,6 @@ from .run_model import run_input, run_learn
 BIAS = 256  # the constant input of every mixer
 FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first layer: -0.14% on enwik6
 UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
-NODE_KNOT, TOKEN_KNOT, TOKENS_KNOT = range(3)  # refine_at: the knots that learn
 
 
 class ContextMixingModel(ContextMixingBase):
@@ -175,11 +173,7 @@ def predict_bit(s, b, depth, node, neural):
         s.final_p[j] = squash_of(dot)
         total += dot
     mixed = squash_of(total // len(s.final_sets))
-    by_node, s.refine_at[NODE_KNOT] = refine(s.refiner, node, mixed)
-    token_node = I((U(s.history[b, 0]) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
-    by_token, s.refine_at[TOKEN_KNOT] = refine(s.refiner, (1 << n_bits) + token_node, mixed)
-    tokens_node = I((((U(s.history[b, 1]) << U(16)) | U(s.history[b, 0])) << U(n_bits) | U(node)) * HASH_MULTIPLIER >> U(64 - TOKEN_REFINER_BITS))
-    by_tokens, s.refine_at[TOKENS_KNOT] = refine(s.refiner, (1 << n_bits) + TOKEN_REFINER_CONTEXTS + tokens_node, mixed)
+    by_node, by_token, by_tokens = refine_three(s, b, node, mixed)
     return min(max(((mixed << FINE_BITS) + by_node + by_token + by_tokens) >> 2, 1), (PROB_ONE << FINE_BITS) - 1)
 
 
@@ -202,6 +196,4 @@ def learn_bit(s, depth, node, bit):
         mix_learn(s.weights, s.uses, s.sets[i], s.inputs, s.mixed[i], bit, rate)
     for j in range(len(s.final_sets)):
         mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
-    map_learn(s.refiner, s.refine_at[NODE_KNOT], bit, MAP_LIMIT)
-    map_learn(s.refiner, s.refine_at[TOKEN_KNOT], bit, MAP_LIMIT)
-    map_learn(s.refiner, s.refine_at[TOKENS_KNOT], bit, MAP_LIMIT)
+    refiners_learn(s, bit)
