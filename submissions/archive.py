@@ -37,6 +37,7 @@ from submissions.decoder.header import Header, HeaderError
 from submissions.rename_fields import rename_fields
 from submissions.rename_locals import keyword_names, rename_globals, rename_locals
 from submissions.decoder.mixing_model import MixConfig, MixState
+from submissions.decoder.online_alone import DirectState
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (
     HEADER,
@@ -340,10 +341,10 @@ def _decoder_modules(model_kind: str, stamp: tuple) -> dict[str, str]:
 
 def shortened(modules: dict[str, str]) -> dict[str, str]:
     """The program with shorter names: each function's locals, module-level names, and the
-    fields of the mixing model's state record (its kernels read them ~300 times)."""
+    fields of the models' state records (the mixing model's kernels read them ~300 times)."""
     keep = keyword_names(list(modules.values()))  # parameters some call names stay named
     renamed = rename_globals({name: rename_locals(source, keep) for name, source in modules.items()}, PACKAGE, keep | {"main"})  # the bootstrap imports main
-    return rename_fields(renamed, list(MixState._fields))
+    return rename_fields(renamed, list(MixState._fields) + list(DirectState._fields))
 
 
 def pack_modules(modules: dict[str, str]) -> bytes:
