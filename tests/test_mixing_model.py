@@ -321,7 +321,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "e6779520052ae94b"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "6cde66ad0aef13ba"
 
 
 def test_a_changed_payload_is_refused():

@@ -50,7 +50,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every online archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 2, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "b95792d0d9230e1e"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "06ae1063205ff4ec"
 
 
 def test_it_learns_text_better_than_the_simple_context_model(text_sample):

@@ -207,11 +207,12 @@ def new_refiner(contexts: int) -> np.ndarray:
 
 @kernel
 def refine(maps, context, p):
-    """(refined p in 12 + FINE_BITS bits, the knot that learns): p's stretch (p: 12 bits)
-    falls between two knots of the context; the result interpolates their probabilities and
-    the nearer knot learns the bit."""
+    """(refined p in 12 + FINE_BITS bits, the lower knot): p's stretch (p: 12 bits) falls
+    between two knots of the context; the result interpolates their probabilities, and both
+    knots learn the bit (refiners_learn; the nearer alone: +0.08% on enwik6, +0.23% for the
+    online model)."""
     position = (stretch_of(p) + 2048) * (REFINER_KNOTS - 1)
     low = context * REFINER_KNOTS + (position >> 12)
     weight = position & 4095
     refined = (map_p_fine(maps, low) * (4096 - weight) + map_p_fine(maps, low + 1) * weight) >> 12
-    return refined, low + (weight >= 2048)
+    return refined, low

@@ -174,7 +174,7 @@ class ContextMixingBase:
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
-    refiners = 3  # refiners per decision (refine_three's), each with its learning knot in refine_at
+    refiners = 3  # refiners per decision (refine_three's), each with its lower knot in refine_at
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: MixConfig = MixConfig(), token_bytes=None, neural=None):
         self.config, self.n_streams, self.prob_bits = config, n_streams, prob_bits
@@ -387,7 +387,7 @@ def record_text(s, b, token):
 @kernel
 def refine_three(s, b, node, p):
     """p (12 bits) refined (mixing.refine) by node, by (last token, node) and by (last two tokens,
-    node): the three answers in 12 + FINE_BITS bits; their learning knots in s.refine_at[:3]."""
+    node): the three answers in 12 + FINE_BITS bits; their lower knots in s.refine_at[:3]."""
     n_bits = s.params[N_BITS]
     by_node, s.refine_at[0] = refine(s.refiner, node, p)
     by_token, s.refine_at[1] = refine(s.refiner, (1 << n_bits) + token_node(s, b, node, 1), p)
@@ -404,5 +404,6 @@ def token_node(s, b, node, n):
 
 @kernel
 def refiners_learn(s, bit):
-    for k in range(len(s.refine_at)):
+    for k in range(len(s.refine_at)):  # both knots around each refiner's p
         map_learn(s.refiner, s.refine_at[k], bit, MAP_LIMIT)
+        map_learn(s.refiner, s.refine_at[k] + 1, bit, MAP_LIMIT)
