@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 from submissions.errors import UserError
 from submissions.decoder.context_model import ContextConfig
-from submissions.decoder.mixing import MAX_COUNT_LIMIT
+from submissions.decoder.counts import MAX_COUNT_LIMIT
 from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.online_alone import OnlineConfig
 from submissions.decoder.model_registry import MODEL_KINDS, model_class

@@ -36,7 +36,8 @@ from submissions.decoder import FORMAT_VERSION
 from submissions.decoder.header import Header, HeaderError
 from submissions.rename_fields import rename_fields
 from submissions.rename_locals import keyword_names, rename_globals, rename_locals
-from submissions.decoder.mixing_model import MixConfig, MixState
+from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.mixing_steps import MixState
 from submissions.decoder.online_alone import DirectState
 from submissions.decoder.model_registry import MODEL_KINDS, model_class
 from submissions.decoder.container import (

@@ -61,7 +61,8 @@ def _foreign_attributes(trees: dict[str, ast.Module]) -> set[str]:
 def _listed(tree: ast.Module, fields: set[str]) -> set[int]:
     """ids of the string constants that may name fields: the keys of a dict display, the items
     of a tuple or list display, where every one of them names fields only (a display that also
-    holds another name is a list of JSON keys or the like), and the arguments of namedtuple(...).
+    holds another name is a list of JSON keys or the like), and the strings inside the arguments
+    of namedtuple(...) (`namedtuple("B", " ".join(A._fields) + " more fields")`).
     A string read any other way (a subscript, `.get`, a comparison: a JSON key) blocks its words."""
 
     def all_fields(nodes) -> bool:
@@ -73,7 +74,7 @@ def _listed(tree: ast.Module, fields: set[str]) -> set[int]:
         if items is not None and all_fields(items):
             found.update(id(k) for k in items)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "namedtuple":
-            found.update(id(a) for a in node.args)
+            found.update(id(n) for a in node.args for n in ast.walk(a) if isinstance(n, ast.Constant))
     return found
 
 

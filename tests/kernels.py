@@ -4,7 +4,8 @@
 import numba
 import numpy as np
 
-from submissions.decoder.mixing import claim_bucket, count_bit, map_learn, map_p, mix_dot, mix_learn, squash_of
+from submissions.decoder.counts import claim_bucket, count_bit
+from submissions.decoder.mixing import map_learn, map_p, mix_dot, mix_learn, squash_of
 from submissions.decoder.mixing_model import record_token, token_facts
 from submissions.decoder.online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from submissions.decoder.binary_coder import code_bit

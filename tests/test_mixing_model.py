@@ -17,7 +17,6 @@ from submissions.decoder.contexts import (
     ABOVE,
     AFTER_ABOVE,
     COLUMN,
-    FINAL_LAYER,
     FOLDED_WORD,
     LINE_HEAD,
     MARK,
@@ -29,13 +28,14 @@ from submissions.decoder.contexts import (
     SCOPE,
     WORD,
     context_table,
-    selector_table,
 )
 from submissions.decoder.logistic import SQUASH_TABLE, STRETCH_TABLE, squash
 from submissions.decoder.match_model import CLASS, LENGTH, PREDICTED
-from submissions.decoder.mixing import BUCKET_WORDS, MAP_LIMIT, WAYS, new_mixer, new_state_maps
+from submissions.decoder.counts import BUCKET_WORDS, WAYS
+from submissions.decoder.mixing import MAP_LIMIT, new_mixer, new_state_maps
 from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.mixing_steps import ContextMixingModel
+from submissions.decoder.selectors import FINAL_LAYER, selector_table
 
 PROB_BITS = 28
 SMALL = dict(table_bits=12)  # tiny tables: fast, and full of hash collisions

@@ -57,6 +57,20 @@ def test_an_f_string_reading_a_field_blocks_it():
     assert scope["show"](scope["S"](1, 2)) == ("1", 2)
 
 
+def test_a_record_extending_another_by_its_fields_is_renamed_in_both():
+    """`namedtuple("B", " ".join(A._fields) + " more")`: the strings inside namedtuple's
+    arguments are field lists; both records keep working, with the same short names."""
+    modules = {
+        "m": "from collections import namedtuple\nA = namedtuple('A', 'alpha beta')\nB = namedtuple('B', ' '.join(A._fields) + ' gamma')\n"
+        "def total(s):\n    return s.alpha + s.beta\ndef more(s):\n    return total(s) * s.gamma\n"
+    }
+    renamed = rename_fields(modules, ["alpha", "beta", "gamma"])["m"]
+    assert not any(name in renamed for name in ("alpha", "beta", "gamma"))
+    scope: dict = {}
+    exec(renamed, scope)
+    assert scope["B"]._fields[:2] == scope["A"]._fields and scope["more"](scope["B"](1, 2, 3)) == 9 and scope["total"](scope["A"](1, 2)) == 3
+
+
 def test_nothing_to_rename_returns_the_modules():
     modules = {"m": "x = 1\n"}
     assert rename_fields(modules, ["counts"]) == modules

@@ -1,4 +1,5 @@
-"""What the mixing model conditions on, declared in tables: contexts and mixer selectors.
+"""What the context models condition on, declared in a table: the contexts (the mixing
+model's mixer selectors, by facts of this module, are in selectors.py).
 
 A context is one row: (name, salt, parts). Its hash starts from the salt and takes in each
 part in turn; a part is a fact (below), the token j back (`token(j)`) or n bytes of text
@@ -119,31 +120,3 @@ def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int
         rows += list(group) if enabled else []
     rows += [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]
     return rows
-
-
-# mixer selectors: (name, fact, values (None: vocab + 1), by node): a mixer keeps one weight
-# vector per value and tree node (by node, while that stays below NODE_SETS vectors) or per
-# value and depth
-NODE_SETS = 1 << 19
-FIRST_LAYER = (
-    ("match length", MATCH_CLASS, 16, False),
-    ("contexts seen", SEEN_CLASS, 128, False),
-    ("last byte", LAST_BYTE, 256, False),
-    ("node", ZERO, 1, True),
-    ("last token", LAST_TOKEN, None, True),
-)
-MARK_SELECTORS = (("mark", MARK, 257, True), ("nesting", NESTING, 64, True))
-LINE_SELECTORS = (("line head", LINE_HEAD, 257, True),)
-# the final mixers, over the first layer's outputs, averaged in the logistic domain
-FINAL_LAYER = (
-    ("depth", ZERO, 1, False),
-    ("match length", MATCH_CLASS, 16, False),
-    ("contexts seen", SEEN_CLASS, 128, False),
-    ("last byte", LAST_BYTE, 256, False),
-    ("last token", LAST_TOKEN, None, False),
-    ("mark", MARK, 257, False),
-)
-
-
-def selector_table(config) -> list[tuple]:
-    return list(FIRST_LAYER) + list(MARK_SELECTORS) * bool(config.marks) + list(LINE_SELECTORS) * bool(config.lines)

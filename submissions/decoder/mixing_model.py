@@ -10,7 +10,7 @@ refiners adjust the result; the coder codes the bit; everything learns it. Encod
 start empty and apply the same updates, so the archive stores nothing but the config.
 
 Contexts are hashed once per token, then once per group of GROUP_BITS decisions into a
-bucket that holds the cells of the group's decisions (mixing.py), so a decision touches
+bucket that holds the cells of the group's decisions (counts.py), so a decision touches
 memory that is already in cache. After the token, the model records it: token history,
 the last bytes of text, words, line and markup state, runs, what followed the last tokens
 (indirect contexts), match models. Streams are coded one
@@ -31,19 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contexts import (
-    COLUMN_CAP,
-    FINAL_LAYER,
-    MARKS,
-    MATCHES,
-    NESTING_BRACKETS,
-    NODE_SETS,
-    ONLINE_SALTS,
-    TEXT_PARTS,
-    TOKEN_PARTS,
-    context_table,
-    selector_table,
-)
+from .contexts import COLUMN_CAP, MARKS, MATCHES, NESTING_BRACKETS, ONLINE_SALTS, TEXT_PARTS, TOKEN_PARTS, context_table
 from .contexts import (  # facts set per token
     ABOVE, COLUMN, FOLDED_WORD, FOLLOWED, FOLLOWED_TWO, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
     MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, STREAM, WORD, WORD_BEFORE, ZERO,
@@ -52,7 +40,7 @@ from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
 from .match_model import match_find, match_record, new_match_state
-from .mixing import CELL_STATES, MAP_LIMIT, U, map_learn, new_mixer, new_refiner, new_state_maps, refine
+from .mixing import MAP_LIMIT, U, map_learn, new_refiner, refine
 from .online_model import new_online_state
 from .run_model import new_run_state, run_find, run_record, run_touch
 
@@ -109,14 +97,13 @@ class MixConfig:
         object.__setattr__(self, "online_rates", tuple(int(r) for r in self.online_rates))
 
 
-MixState = namedtuple(
-    "MixState",
-    "params parts salts buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact"
-    " final_offset refiner match_table match_state match_hash match_maps match_lengths match_local"
+SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
+    "SharedState",
+    "params parts salts refiner match_table match_state match_hash match_maps match_lengths match_local"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
     " run_table run_maps run_found run_alive"
     " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
-    " facts context_hash bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive refine_at",
+    " facts context_hash refine_at",
 )
 
 
@@ -175,6 +162,7 @@ class ContextMixingBase:
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
     refiners = 3  # refiners per decision (refine_three's), each with its lower knot in refine_at
+    state_type = SharedState  # its state record: these fields and own_arrays'
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: MixConfig = MixConfig(), token_bytes=None, neural=None):
         self.config, self.n_streams, self.prob_bits = config, n_streams, prob_bits
@@ -187,32 +175,12 @@ class ContextMixingBase:
         self.contexts = context_table(config, n_streams, len(lengths))
         online = config.online_hidden > 0
         online_rows = [i for i, (_, salt, _) in enumerate(self.contexts) if online and salt in ONLINE_SALTS]
-        selectors = selector_table(config)
-        n_inputs = 3 * len(self.contexts) + len(lengths) + (neural is not None) + online + 1  # per context 3, + bias
-        sizes = [vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
-        by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
-        sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
-        final_sets = [(vocab_size + 1 if size is None else size) * n_bits for _, _, size, _ in FINAL_LAYER]
-        weights, uses = new_mixer(sum(sets), n_inputs)
-        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
         history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
         params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None, online, 0]
-        n_selectors = len(selectors)
         arrays = dict(
             params=np.array(params, dtype=np.int64),
             parts=_part_codes(self.contexts),
             salts=np.array([salt * int(HASH_MULTIPLIER) % (1 << 64) for _, salt, _ in self.contexts], dtype=np.uint64),
-            buckets=np.zeros(1 << config.table_bits, dtype=np.uint32),
-            maps=new_state_maps(len(self.contexts) * CELL_STATES),
-            weights=weights,
-            uses=uses,
-            sel_fact=np.array([fact for _, fact, _, _ in selectors], dtype=np.int64),
-            sel_by_node=np.array(by_node, dtype=np.int64),
-            sel_offset=np.cumsum([0] + sets[:-1]).astype(np.int64),
-            final_weights=final_weights,
-            final_uses=final_uses,
-            final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
-            final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
             refiner=new_refiner(self.refiner_contexts()),
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),
@@ -229,21 +197,16 @@ class ContextMixingBase:
             followed_two=np.zeros(1 << FOLLOWED_BITS, dtype=np.uint32),  # the same by a hash of the last two (two 16-bit ids fit 32 bits)
             facts=np.zeros(MATCHES + len(lengths), dtype=np.uint64),
             context_hash=np.zeros(len(self.contexts), dtype=np.uint64),
-            bucket_at=np.zeros(len(self.contexts), dtype=np.int64),
-            state_at=np.zeros(len(self.contexts), dtype=np.int64),
-            inputs=np.zeros(n_inputs, dtype=np.int32),
-            sets=np.zeros(n_selectors, dtype=np.int64),
-            mixed=np.zeros(n_selectors, dtype=np.int64),  # each first-layer mixer's probability
-            final_inputs=np.zeros(n_selectors + 1, dtype=np.int32),
-            final_sets=np.zeros(len(FINAL_LAYER), dtype=np.int64),
-            final_p=np.zeros(len(FINAL_LAYER), dtype=np.int64),
-            match_alive=np.zeros((max(1, len(lengths)), 2), dtype=np.int64),  # (length class while alive, expected bit)
             refine_at=np.zeros(self.refiners, dtype=np.int64),
+            **self.own_arrays(len(lengths)),
         )
         arrays["lines"][:, PREVIOUS_LINE] = -1
-        self.state = MixState(**arrays)
-        self.by_node = by_node
+        self.state = self.state_type(**arrays)
         self.previous = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
+
+    def own_arrays(self, n_matches: int) -> dict:
+        """The arrays of the model's own kernels, beyond SHARED_FIELDS (fields of state_type)."""
+        return {}
 
     def refiner_contexts(self) -> int:
         """The refiners' contexts (refine_three): by node; by (last token, node); by (last two tokens, node)."""

@@ -1,53 +1,49 @@
-"""The mixing model (`--model mix`): its class, its coding loop and its kernels per decision:
-counts, state maps, mixers, refiners (mixing_model.py says how they fit together and holds
-the state and the kernels per token). A module of its own so that a model which reads the
+"""The mixing model (`--model mix`): its class, its state beyond the shared one (counts, state
+maps, mixers), its coding loop and its kernels per decision (mixing_model.py says how they fit
+together and holds the shared state and the kernels per token). A module of its own, like its
+count table (counts.py) and mixer selectors (selectors.py), so that a model which reads the
 same contexts and text state but codes otherwise (online_alone.py) carries none of it.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .binary_coder import code_bit
 from .contexts import MATCH_CLASS, SEEN_CLASS
+from .counts import CELL_STATES, GROUP_BITS, cell_state, claim_bucket, count_bit, touch_set
 from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
 from .match_model import match_input, match_learn
-from .mixing import (
-    CELL_STATES,
-    FINE_BITS,
-    GROUP_BITS,
-    MAP_LIMIT,
-    U,
-    cell_state,
-    claim_bucket,
-    count_bit,
-    map_learn,
-    map_p,
-    mix_dot,
-    mix_learn,
-    squash_of,
-    stretch_of,
-    touch_set,
-)
+from .mixing import FINE_BITS, MAP_LIMIT, U, map_learn, map_p, mix_dot, mix_learn, new_mixer, new_state_maps, squash_of, stretch_of
 from .mixing_model import (
     BUCKET_BITS, COUNT_LIMIT, HAS_NEURAL, HAS_ONLINE, HASH_MULTIPLIER, N_BITS, N_CONTEXTS, N_MATCHES, NODE_MULTIPLIER, RATE, STREAMS,
-    TOUCHED, VOCAB, ContextMixingBase, MixConfig, record_token, refine_three, refiners_learn, token_facts,
+    TOUCHED, VOCAB, ContextMixingBase, SharedState, MixConfig, record_token, refine_three, refiners_learn, token_facts,
 )  # fmt: skip
 from .neural_input import neural_input
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from .rans import CODER_PROB_BITS, DECODING, FAILED
 from .run_model import run_input, run_learn
+from .selectors import FINAL_LAYER, NODE_SETS, selector_table
 
 BIAS = 256  # the constant input of every mixer
 FINAL_RATE_DIVISOR = 4  # the final mixers step a quarter as far as the first layer: -0.14% on enwik6
 UNSEEN = 256  # a context's second input while it has seen nothing (its first is then 0): -0.57% on enwik6
 
+MixState = namedtuple(
+    "MixState",
+    " ".join(SharedState._fields) + " buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact final_offset"
+    " bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive",
+)
+
 
 class ContextMixingModel(ContextMixingBase):
     """`--model mix`: the contexts' counts, runs, matches and the online network, mixed."""
 
-    modules = ContextMixingBase.modules + ("mixing_steps", "neural_input")
+    modules = ContextMixingBase.modules + ("mixing_steps", "counts", "selectors", "neural_input")
+    state_type = MixState
 
     @classmethod
     def from_config(cls, config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes = b"", token_bytes=None):
@@ -58,6 +54,41 @@ class ContextMixingModel(ContextMixingBase):
             neural = neural_from_config(config, vocab_size, n_streams, prob_bits, weights)
         fields = {k: v for k, v in config.items() if k in MixConfig.__dataclass_fields__}
         return cls(vocab_size, n_streams, prob_bits, MixConfig(**fields), token_bytes=token_bytes, neural=neural)
+
+    def own_arrays(self, n_matches: int) -> dict:
+        """The count table, the state maps, the mixers (a weight vector per selector value and
+        node or depth) and the kernels' scratch arrays per decision."""
+        config, n_bits, n_contexts = self.config, self.n_bits, len(self.contexts)
+        selectors = selector_table(config)
+        n_inputs = 3 * n_contexts + n_matches + (self.neural is not None) + (config.online_hidden > 0) + 1  # per context 3, + bias
+        sizes = [self.vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
+        self.by_node = by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
+        sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
+        final_sets = [(self.vocab_size + 1 if size is None else size) * n_bits for _, _, size, _ in FINAL_LAYER]
+        weights, uses = new_mixer(sum(sets), n_inputs)
+        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
+        return dict(
+            buckets=np.zeros(1 << config.table_bits, dtype=np.uint32),
+            maps=new_state_maps(n_contexts * CELL_STATES),
+            weights=weights,
+            uses=uses,
+            sel_fact=np.array([fact for _, fact, _, _ in selectors], dtype=np.int64),
+            sel_by_node=np.array(by_node, dtype=np.int64),
+            sel_offset=np.cumsum([0] + sets[:-1]).astype(np.int64),
+            final_weights=final_weights,
+            final_uses=final_uses,
+            final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
+            final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
+            bucket_at=np.zeros(n_contexts, dtype=np.int64),
+            state_at=np.zeros(n_contexts, dtype=np.int64),
+            inputs=np.zeros(n_inputs, dtype=np.int32),
+            sets=np.zeros(len(selectors), dtype=np.int64),
+            mixed=np.zeros(len(selectors), dtype=np.int64),  # each first-layer mixer's probability
+            final_inputs=np.zeros(len(selectors) + 1, dtype=np.int32),
+            final_sets=np.zeros(len(FINAL_LAYER), dtype=np.int64),
+            final_p=np.zeros(len(FINAL_LAYER), dtype=np.int64),
+            match_alive=np.zeros((max(1, n_matches), 2), dtype=np.int64),  # (length class while alive, expected bit)
+        )
 
     def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
         """Code steps t0 .. t0 + window.shape[1] - 1 of every active stream: window[b, i] is

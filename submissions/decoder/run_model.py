@@ -40,7 +40,7 @@ def check_of(h):
 @kernel
 def run_touch(table, h):
     """A word of h's entry: a load no branch waits on, so loading every context's entry before
-    finding any has their misses overlap (see mixing.touch_set)."""
+    finding any has their misses overlap (see counts.touch_set)."""
     return I(table[I(h >> U(64 - TABLE_BITS))] >> U(40))
 
 
