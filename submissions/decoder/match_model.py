@@ -10,6 +10,8 @@ the stream, so it finds the last occurrence in the stream's own text (the same d
 
 State per model m and stream b: match_state[m, b] = (length, pointer, predicted token with
 bit n_bits set, length class); match_hash[m, b] the context hash of the token being coded.
+The mixing model learns its confidence in a prediction (mixing_steps.match_input), the
+online model weighs it as a guess (online_alone.guess).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import I, kernel
-from .mixing import MAP_LIMIT, U, map_learn, map_p, new_state_maps, stretch_of
+from .mixing import U
 
 HASH_MULTIPLIER = U(0x9E3779B97F4A7C15)
 STREAM_MULTIPLIER = U(0xD6E8FEB86659FD93)
@@ -33,7 +35,6 @@ def new_match_state(n_models: int, n_streams: int, n_bits: int, table_bits: int)
         "match_table": np.zeros((n_models, 1 << min(table_bits, TABLE_BITS)), dtype=np.uint32),  # place + 1; 0: none (a shard past 2**32 - 1 tokens wraps places alike on both sides: exact, fewer matches found)
         "match_state": np.zeros((n_models, n_streams, 4), dtype=np.int64),
         "match_hash": np.zeros((n_models, n_streams), dtype=np.uint64),
-        "match_maps": new_state_maps(n_models * CLASSES * n_bits).reshape(n_models, CLASSES * n_bits),  # confidence by (length class, depth)
     }
 
 
@@ -93,22 +94,3 @@ def match_record(table, state, hashes, m, b, min_length, history, ring, position
             state[m, b, POINTER] += n_streams
         else:
             state[m, b, LENGTH] = 0
-
-
-@kernel
-def match_input(state, maps, m, b, node, depth, n_bits):
-    """(stretched confidence toward the predicted token's next bit, or 0 where no prediction
-    is alive; the length class while alive, else 0; the expected bit)."""
-    below = n_bits - depth - 1
-    predicted, length_class = state[m, b, PREDICTED], state[m, b, CLASS]
-    expected = predicted >> below & 1
-    if length_class == 0 or predicted >> (below + 1) != node:
-        return 0, 0, expected
-    confidence = stretch_of(map_p(maps[m], length_class * n_bits + depth))
-    return (confidence if expected else -confidence), length_class, expected
-
-
-@kernel
-def match_learn(maps, m, alive_class, depth, n_bits, bit, expected):
-    if alive_class:
-        map_learn(maps[m], alive_class * n_bits + depth, I(bit == expected), MAP_LIMIT)

@@ -99,9 +99,9 @@ class MixConfig:
 
 SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
     "SharedState",
-    "params parts salts refiner match_table match_state match_hash match_maps match_lengths match_local"
+    "params parts salts refiner match_table match_state match_hash match_lengths match_local"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
-    " run_table run_maps run_found run_alive"
+    " run_table run_found run_alive"
     " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
     " facts context_hash refine_at",
 )

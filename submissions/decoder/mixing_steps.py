@@ -16,7 +16,8 @@ from .contexts import MATCH_CLASS, SEEN_CLASS
 from .counts import CELL_STATES, GROUP_BITS, cell_state, claim_bucket, count_bit, touch_set
 from .jit import I, entry, kernel, timed_first_call
 from .logistic import PROB_BITS, PROB_ONE
-from .match_model import match_input, match_learn
+from .match_model import CLASS, PREDICTED
+from .match_model import CLASSES as MATCH_CLASSES
 from .mixing import FINE_BITS, MAP_LIMIT, U, map_learn, map_p, mix_dot, mix_learn, new_mixer, new_state_maps, squash_of, stretch_of
 from .mixing_model import (
     BUCKET_BITS, COUNT_LIMIT, HAS_NEURAL, HAS_ONLINE, HASH_MULTIPLIER, N_BITS, N_CONTEXTS, N_MATCHES, NODE_MULTIPLIER, RATE, STREAMS,
@@ -25,7 +26,8 @@ from .mixing_model import (
 from .neural_input import neural_input
 from .online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from .rans import CODER_PROB_BITS, DECODING, FAILED
-from .run_model import run_input, run_learn
+from .run_model import CLASSES as RUN_CLASSES
+from .run_model import NONE
 from .selectors import FINAL_LAYER, NODE_SETS, selector_table
 
 BIAS = 256  # the constant input of every mixer
@@ -35,7 +37,7 @@ UNSEEN = 256  # a context's second input while it has seen nothing (its first is
 MixState = namedtuple(
     "MixState",
     " ".join(SharedState._fields) + " buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact final_offset"
-    " bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive",
+    " run_maps match_maps bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive",
 )
 
 
@@ -79,6 +81,8 @@ class ContextMixingModel(ContextMixingBase):
             final_uses=final_uses,
             final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
             final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
+            run_maps=new_state_maps(n_contexts * RUN_CLASSES * n_bits),  # P(the run's bit) by (context, length, depth)
+            match_maps=new_state_maps(n_matches * MATCH_CLASSES * n_bits).reshape(n_matches, MATCH_CLASSES * n_bits),  # by (length class, depth)
             bucket_at=np.zeros(n_contexts, dtype=np.int64),
             state_at=np.zeros(n_contexts, dtype=np.int64),
             inputs=np.zeros(n_inputs, dtype=np.int32),
@@ -228,3 +232,47 @@ def learn_bit(s, depth, node, bit):
     for j in range(len(s.final_sets)):
         mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
     refiners_learn(s, bit)
+
+
+# ---- the confidence of runs and matches (run_model.py, match_model.py) as mixer inputs -----
+
+
+@kernel
+def run_input(maps, found, alive, c, node, depth, n_bits):
+    """Context c's input at this node: its stretched confidence toward its run token's next bit
+    while the node is on that token's path, else 0."""
+    token, below = found[c, 1], n_bits - depth - 1
+    if token == NONE or (token | (1 << n_bits)) >> (below + 1) != node:
+        alive[c, 0] = NONE
+        return 0
+    expected = token >> below & 1
+    at = (c * RUN_CLASSES + min(found[c, 2], RUN_CLASSES - 1)) * n_bits + depth
+    alive[c, 0], alive[c, 1] = at, expected
+    confidence = stretch_of(map_p(maps, at))
+    return confidence if expected else -confidence
+
+
+@kernel
+def run_learn(maps, alive, c, bit):
+    if alive[c, 0] != NONE:
+        map_learn(maps, alive[c, 0], I(bit == alive[c, 1]), MAP_LIMIT)
+
+
+@kernel
+def match_input(state, maps, m, b, node, depth, n_bits):
+    """(stretched confidence toward the predicted token's next bit, or 0 where no prediction
+    is alive; the length class while alive, else 0; the expected bit)."""
+    below = n_bits - depth - 1
+    predicted, length_class = state[m, b, PREDICTED], state[m, b, CLASS]
+    expected = predicted >> below & 1
+    if length_class == 0 or predicted >> (below + 1) != node:
+        return 0, 0, expected
+    confidence = stretch_of(map_p(maps[m], length_class * n_bits + depth))
+    return (confidence if expected else -confidence), length_class, expected
+
+
+@kernel
+def match_learn(maps, m, alive_class, depth, n_bits, bit, expected):
+    if alive_class:
+        map_learn(maps[m], alive_class * n_bits + depth, I(bit == expected), MAP_LIMIT)
+

@@ -43,8 +43,9 @@ from .online_model import online_hidden, online_learn_bit, online_learn_token, o
 from .rans import CODER_PROB_BITS, DECODING, FAILED
 from .run_model import CLASSES, NONE  # run lengths (and match length classes) told apart; no token
 
-DIRECT_LIMIT = 30  # a direct weight's uses are counted up to this: its step is then at its smallest (255: +0.6%, 60: +0.2%)
+DIRECT_LIMIT = 30  # a direct weight's uses are counted up to this (below 32: 5 bits): its step is then at its smallest (255: +0.6%, 60: +0.2%)
 WEIGHT_CAP = 1 << 30
+DIRECT_CAP = (1 << 26) - 1  # a direct weight and its uses share an int32 (one load): weight << 5 | uses (< 32)
 SCALE_CAP = 1 << 20  # scales stay within [-16, 16]
 GUESS_LIMIT = 255  # the same for a guess's weight (1023: +0.2%, 60: +1.3%)
 REFINED_MATCH = 1  # the match model whose guess keys the fourth refiner (of length 2; 0 or 3: +0.03%)
@@ -63,7 +64,7 @@ class OnlineConfig(MixConfig):
     online_hidden: int = 16  # with the direct connections and guesses, fewer units do better (8: +0.19%, 32: +0.10% on enwik6)
     online_rates: tuple = (8, 24)  # (8, 32): +0.03%, (8, 48): +0.4% (64 units)
     online_table_bits: int = 22  # 2**22 rows of 33 int16 (277 MiB); 2**23: -0.05%
-    direct_bits: int = 26  # direct weights: a hashed table of 2**direct_bits (5 bytes each: 320 MiB); 2**25: +0.2%
+    direct_bits: int = 27  # direct weights: a hashed table of 2**direct_bits (4 bytes each: 512 MiB); 2**26: +0.16%
     direct_rate: int = 2  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (1: +0.3%, 3: +0.1%)
     guess_rate: int = 4  # the same for the weights of runs and matches (3: +0.05%, 8: +0.13%)
     scale_shift: int = 15  # the scales' step: error * weight >> scale_shift (14: +0.07%, 16: +0.05%)
@@ -71,7 +72,7 @@ class OnlineConfig(MixConfig):
 
 DirectState = namedtuple(
     "DirectState",
-    "direct_params direct direct_uses direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row"
+    "direct_params direct direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row"
     " blend_weights blend_uses blend_inputs blend_at",
 )
 
@@ -90,7 +91,6 @@ class OnlineModel(ContextMixingBase):
             **dict(
                 direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits, config.guess_rate], dtype=np.int64),
                 direct=np.zeros(1 << config.direct_bits, dtype=np.int32),
-                direct_uses=np.zeros(1 << config.direct_bits, dtype=np.uint8),
                 direct_at=np.zeros(n_contexts, dtype=np.int64),
                 direct_value=np.zeros(n_contexts, dtype=np.int64),
                 direct_scale=np.full((self.n_bits * 4, n_contexts), 1 << 16, dtype=np.int64),  # by (depth, use class), context
@@ -162,7 +162,8 @@ def direct_logit(s, d, b, node, depth):
     shift = U(64) - U(d.direct_params[DIRECT_BITS])
     for c in range(len(d.direct_at)):  # every context of the mixing model, not only those the network embeds
         at = I((s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER >> shift)
-        value, uses = I(d.direct[at]), I(d.direct_uses[at])
+        packed = I(d.direct[at])
+        value, uses = packed >> 5, packed & 31
         row = depth * 4 + (0 if uses < 2 else 1 if uses < 5 else 2 if uses < 15 else 3)  # how far to trust it: -0.15% on enwik6
         d.direct_at[c], d.direct_value[c], d.direct_row[c] = at, value, row
         total += value * d.direct_scale[row, c]
@@ -242,8 +243,8 @@ def direct_learn(s, d, depth, bit):
             d.guess_weights[at] = min(max(d.guess_weights[at] + d.guess_sign[g] * step, -WEIGHT_CAP), WEIGHT_CAP)
     for i in range(len(d.direct_at)):
         at, scale = d.direct_at[i], d.direct_scale[d.direct_row[i], i]
-        uses = I(d.direct_uses[at])
-        d.direct_uses[at] = min(uses + 1, DIRECT_LIMIT)
+        packed = I(d.direct[at])
+        uses = packed & 31
         step = (error * rate * 32 // (uses + 2) >> 4) * scale >> 16
-        d.direct[at] = min(max(I(d.direct[at]) + step, -WEIGHT_CAP), WEIGHT_CAP)
+        d.direct[at] = min(max((packed >> 5) + step, -DIRECT_CAP), DIRECT_CAP) << 5 | min(uses + 1, DIRECT_LIMIT)
         d.direct_scale[d.direct_row[i], i] = min(max(scale + (error * d.direct_value[i] >> shift), -SCALE_CAP), SCALE_CAP)

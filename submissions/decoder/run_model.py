@@ -4,7 +4,8 @@ A context's counts say how its bits went on average; its run says what came last
 surely: after a context was followed by the same token n times in a row, the next token is
 that one with a probability the model learns per (context, n, depth). While the node being
 coded is on that token's path, the run gives the mixer its confidence toward the token's next
-bit (0 elsewhere): -0.24% on enwik6.
+bit (0 elsewhere; mixing_steps.run_input): -0.24% on enwik6. The online model takes runs as
+guesses with weights of its own (online_alone.guess).
 
 One table of uint64 entries shared by all contexts, indexed by the top bits of the context's
 hash: a 24-bit check of the hash (bits 40-63), the run length (32-39, at most 255) and the
@@ -16,17 +17,16 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import I, kernel
-from .mixing import MAP_LIMIT, U, map_learn, map_p, new_state_maps, stretch_of
+from .mixing import U
 
 TABLE_BITS = 23  # entries in the run table (64 MiB; 2**22: +20 B on enwik6)
-CLASSES = 16  # run lengths told apart by the confidence maps (longer ones share the last)
+CLASSES = 16  # run lengths told apart by the mixing model's confidence maps (longer ones share the last)
 NONE = -1
 
 
 def new_run_state(n_contexts: int, n_bits: int) -> dict:
     return {
         "run_table": np.zeros(1 << TABLE_BITS, dtype=np.uint64),
-        "run_maps": new_state_maps(n_contexts * CLASSES * n_bits),  # P(the run's bit) by (context, length, depth)
         "run_found": np.zeros((n_contexts, 3), dtype=np.int64),  # per context: (slot, token or NONE, length)
         "run_alive": np.zeros((n_contexts, 2), dtype=np.int64),  # per context: (map index or NONE, expected bit)
     }
@@ -54,27 +54,6 @@ def run_find(table, found, c, h):
         found[c, 1], found[c, 2] = I(entry & U(0xFFFFFFFF)) - 1, I(entry >> U(32) & U(0xFF))
     else:
         found[c, 1], found[c, 2] = NONE, 0
-
-
-@kernel
-def run_input(maps, found, alive, c, node, depth, n_bits):
-    """Context c's input at this node: its stretched confidence toward its run token's next bit
-    while the node is on that token's path, else 0."""
-    token, below = found[c, 1], n_bits - depth - 1
-    if token == NONE or (token | (1 << n_bits)) >> (below + 1) != node:
-        alive[c, 0] = NONE
-        return 0
-    expected = token >> below & 1
-    at = (c * CLASSES + min(found[c, 2], CLASSES - 1)) * n_bits + depth
-    alive[c, 0], alive[c, 1] = at, expected
-    confidence = stretch_of(map_p(maps, at))
-    return confidence if expected else -confidence
-
-
-@kernel
-def run_learn(maps, alive, c, bit):
-    if alive[c, 0] != NONE:
-        map_learn(maps, alive[c, 0], I(bit == alive[c, 1]), MAP_LIMIT)
 
 
 @kernel
