@@ -7,6 +7,7 @@ import numpy as np
 from submissions.decoder.counts import claim_bucket, count_bit
 from submissions.decoder.mixing import map_learn, map_p, mix_dot, mix_learn, squash_of
 from submissions.decoder.mixing_model import record_token, token_facts
+from submissions.decoder.online_alone import direct_claim, direct_entry
 from submissions.decoder.online_model import online_hidden, online_learn_bit, online_learn_token, online_logit
 from submissions.decoder.binary_coder import code_bit
 
@@ -25,6 +26,16 @@ def record(s, b, position, token):
 @numba.njit
 def claim(buckets, h, bucket_bits):
     return claim_bucket(buckets, h, bucket_bits)
+
+
+@numba.njit
+def claim_direct(d, h, shift):
+    return direct_claim(d, h, shift)
+
+
+@numba.njit
+def direct_weight(d, claimed):
+    return direct_entry(d, claimed)
 
 
 @numba.njit

@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import coding
+import kernels
 from pipeline.config import PipelineConfig
 from submissions.archive import decoder_modules, program_kind
 from submissions.decoder import encoding
 from submissions.decoder.context_model import ContextConfig, ContextModel
-from submissions.decoder.online_alone import OnlineConfig, OnlineModel
+from submissions.decoder.online_alone import CHECK_BITS, DIRECT_LIMIT, USE_BITS, OnlineConfig, OnlineModel
 from submissions.errors import UserError
 from test_archive import make_archive, run_archive
 from test_mixing_model import PROB_BITS, TEXT_TABLE
@@ -50,7 +51,29 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every online archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 2, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "06ae1063205ff4ec"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "f25d6739405f54af"
+
+
+def test_direct_entries_are_found_by_their_check_and_a_new_one_takes_the_less_used_way():
+    d = model(256, 1, **SMALL).direct
+    shift = 64 - SMALL["direct_bits"]
+
+    def h(entry: int, check: int) -> np.uint64:  # a hash whose top bits pick the entry, the next ones its check
+        return np.uint64(entry << shift | check << (shift - CHECK_BITS))
+
+    def store(claimed: int, weight: int, uses: int) -> None:
+        d.direct[claimed >> CHECK_BITS] = weight << (USE_BITS + CHECK_BITS) | (claimed & (1 << CHECK_BITS) - 1) << USE_BITS | uses
+
+    a = kernels.claim_direct(d, h(6, 17), np.uint64(shift))
+    assert a >> CHECK_BITS == 6 and kernels.direct_weight(d, a) == (0, 0)
+    store(a, -1234, 3)
+    assert kernels.claim_direct(d, h(6, 17), np.uint64(shift)) == a and kernels.direct_weight(d, a) == (-1234, 3)
+    b = kernels.claim_direct(d, h(6, 99), np.uint64(shift))  # same entry, other check: the unused neighbour
+    assert b >> CHECK_BITS == 7 and kernels.direct_weight(d, b) == (0, 0)
+    store(b, 555, DIRECT_LIMIT)
+    assert kernels.claim_direct(d, h(7, 99), np.uint64(shift)) == b  # found from either way of the pair
+    c = kernels.claim_direct(d, h(7, 5), np.uint64(shift))  # a third check: the less used entry (a's), anew
+    assert c >> CHECK_BITS == 6 and kernels.direct_weight(d, c) == (0, 0) and kernels.direct_weight(d, a) == (-1234, 3)
 
 
 def test_it_learns_text_better_than_the_simple_context_model(text_sample):

@@ -9,15 +9,17 @@ hashed contexts of ONLINE_SALTS, summed, tanh, one output vector per node of the
 with weights that go straight to the logit, as the direct connections of the neural language
 models of Bengio et al. (2003) and Mikolov's RNNME:
 - direct connections: a weight per (context, node) for every context of the mixing model,
-  found by hash, scaled per (depth, context, how often the weight was used: 1, 2-4, 5-14, 15+);
+  found by hash (one of two entries holding the hash's 8-bit check, else the less used one,
+  started anew), scaled per (depth, context, how often the weight was used: 1, 2-4, 5-14, 15+);
 - guesses: each context's run (run_model.py: the token it saw last, how often in a row) and
   each match model's predicted token give a feature of +1 or -1 (the token's next bit) while
-  the node is on that token's path, with a weight per (guess, length class, depth).
+  the node is on that token's path, with a weight per (guess, length class, depth);
+- refiners (mixing.refine) of the result, in three stages, and a mixer over their answers.
 Every weight learns by a gradient step on coding cost: the direct weights and the guesses'
 with a step of 1/(n + 2) for their n-th use (a new context learns fast), the scales with a
 fixed rate. The contexts' hashes, runs, match predictions and the text state come from the
 mixing model's kernels per token (token_facts, record_token); its kernels per decision
-(mixing_steps.py: counts, mixers, refiners) are not in the archive.
+(mixing_steps.py: counts, state maps, mixers) are not in the archive.
 
 Integer-exact as the rest: direct and guess weights are in 1/65536 of the stretch unit (int32
 and int64), scales in 1/65536, every rounding a right shift or a floor division.
@@ -43,9 +45,12 @@ from .online_model import online_hidden, online_learn_bit, online_learn_token, o
 from .rans import CODER_PROB_BITS, DECODING, FAILED
 from .run_model import CLASSES, NONE  # run lengths (and match length classes) told apart; no token
 
-DIRECT_LIMIT = 30  # a direct weight's uses are counted up to this (below 32: 5 bits): its step is then at its smallest (255: +0.6%, 60: +0.2%)
+DIRECT_LIMIT = 20  # a direct weight's uses are counted up to this (below 32: USE_BITS): its step is then at its smallest (30: +0.015%, 15: +0.01%)
 WEIGHT_CAP = 1 << 30
-DIRECT_CAP = (1 << 26) - 1  # a direct weight and its uses share an int32 (one load): weight << 5 | uses (< 32)
+USE_BITS, CHECK_BITS = 5, 8  # a direct entry is one int32 (one load): weight << 13 | check << 5 | uses
+USE_MASK, CHECK_MASK = (1 << USE_BITS) - 1, (1 << CHECK_BITS) - 1
+DIRECT_CAP = (1 << 18) - 1  # a direct weight's bound, in 1/65536 (far past the logit's clip: on enwik6 none passes 2**16)
+DIRECT_WAYS = 2  # the entries a hash may take (1: +0.24% on enwik6 with checks, +0.17% without; 4: -0.01%)
 SCALE_CAP = 1 << 20  # scales stay within [-16, 16]
 GUESS_LIMIT = 255  # the same for a guess's weight (1023: +0.2%, 60: +1.3%)
 REFINED_MATCH = 1  # the match model whose guess keys the fourth refiner (of length 2; 0 or 3: +0.03%)
@@ -83,8 +88,6 @@ class OnlineModel(ContextMixingBase):
     refiners = 5  # refine_three's, then by (a match model's guess, node), then by (last token, node) again
 
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None):
-        if config.online_hidden < 1:
-            raise ValueError("the online model needs its network: online_hidden >= 1")
         super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
         n_contexts, n_guesses = len(self.contexts), len(self.contexts) + len(self.state.match_lengths)  # a run per context, the match models
         self.direct = DirectState(  # from a dict(): archive.shortened then shortens the field names
@@ -161,11 +164,10 @@ def direct_logit(s, d, b, node, depth):
     node_hash = U(node) * NODE_MULTIPLIER
     shift = U(64) - U(d.direct_params[DIRECT_BITS])
     for c in range(len(d.direct_at)):  # every context of the mixing model, not only those the network embeds
-        at = I((s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER >> shift)
-        packed = I(d.direct[at])
-        value, uses = packed >> 5, packed & 31
+        claimed = direct_claim(d, (s.context_hash[c] ^ node_hash) * HASH_MULTIPLIER, shift)
+        value, uses = direct_entry(d, claimed)
         row = depth * 4 + (0 if uses < 2 else 1 if uses < 5 else 2 if uses < 15 else 3)  # how far to trust it: -0.15% on enwik6
-        d.direct_at[c], d.direct_value[c], d.direct_row[c] = at, value, row
+        d.direct_at[c], d.direct_value[c], d.direct_row[c] = claimed, value, row
         total += value * d.direct_scale[row, c]
     n_bits, n_contexts = s.params[N_BITS], len(d.direct_at)
     for c in range(n_contexts):  # each context's run (run_model.py): the token it saw last, how often in a row
@@ -177,6 +179,30 @@ def direct_logit(s, d, b, node, depth):
     logit = min(max(total >> 24, -2047), 2047)
     s.online_logits[depth] = logit
     return logit
+
+
+@kernel
+def direct_claim(d, h, shift):
+    """Entry index << CHECK_BITS | check, for hash h (uint64): of its DIRECT_WAYS entries, the
+    one holding h's check, else the one used least (whose weight then starts anew)."""
+    first, check = I(h >> shift), I(h >> (shift - U(CHECK_BITS)) & U(CHECK_MASK))
+    at = first
+    for way in range(DIRECT_WAYS):
+        packed = I(d.direct[first ^ way])
+        if (packed >> USE_BITS & CHECK_MASK) == check:
+            return (first ^ way) << CHECK_BITS | check
+        if (packed & USE_MASK) < (I(d.direct[at]) & USE_MASK):
+            at = first ^ way
+    return at << CHECK_BITS | check
+
+
+@kernel
+def direct_entry(d, claimed):
+    """(weight, uses) of a claimed entry: (0, 0) while it holds another check (a new one)."""
+    packed = I(d.direct[claimed >> CHECK_BITS])
+    if (packed >> USE_BITS & CHECK_MASK) != (claimed & CHECK_MASK):
+        return I(0), I(0)
+    return packed >> (USE_BITS + CHECK_BITS), packed & USE_MASK
 
 
 @kernel
@@ -242,9 +268,9 @@ def direct_learn(s, d, depth, bit):
             step = error * d.direct_params[GUESS_RATE] * 32 // (uses + 2) >> 4
             d.guess_weights[at] = min(max(d.guess_weights[at] + d.guess_sign[g] * step, -WEIGHT_CAP), WEIGHT_CAP)
     for i in range(len(d.direct_at)):
-        at, scale = d.direct_at[i], d.direct_scale[d.direct_row[i], i]
-        packed = I(d.direct[at])
-        uses = packed & 31
+        claimed, scale = d.direct_at[i], d.direct_scale[d.direct_row[i], i]
+        value, uses = direct_entry(d, claimed)  # read again: another context may have stepped it just now
         step = (error * rate * 32 // (uses + 2) >> 4) * scale >> 16
-        d.direct[at] = min(max((packed >> 5) + step, -DIRECT_CAP), DIRECT_CAP) << 5 | min(uses + 1, DIRECT_LIMIT)
+        value = min(max(value + step, -DIRECT_CAP), DIRECT_CAP)
+        d.direct[claimed >> CHECK_BITS] = value << (USE_BITS + CHECK_BITS) | (claimed & CHECK_MASK) << USE_BITS | min(uses + 1, DIRECT_LIMIT)
         d.direct_scale[d.direct_row[i], i] = min(max(scale + (error * d.direct_value[i] >> shift), -SCALE_CAP), SCALE_CAP)
