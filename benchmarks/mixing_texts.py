@@ -32,7 +32,7 @@ BASELINE_NAMES = ("xz -9e", "zstd -22 --ultra --long=27", "7z PPMd", "zpaq -meth
 def our_models(neural_minutes: float) -> list[tuple[str, PipelineConfig]]:
     models = [
         ("mix (default), vocab 512", PipelineConfig(TokenizerConfig(512), MixingModelConfig())),
-        ("online (the network alone), vocab 512", PipelineConfig(TokenizerConfig(512), OnlineConfig())),
+        ("online (learns while it codes), vocab 512", PipelineConfig(TokenizerConfig(512), OnlineConfig())),
         ("context, vocab 4096", PipelineConfig(TokenizerConfig(4096), ContextModelConfig())),
     ]
     if neural_minutes:
