@@ -67,7 +67,7 @@ class OnlineConfig(MixConfig):
     kind: str = "online"
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
     online_hidden: int = 16  # with the direct connections and guesses, fewer units do better (8: +0.19%, 32: +0.10% on enwik6)
-    online_rates: tuple = (8, 24)  # (8, 32): +0.03%, (8, 48): +0.4% (64 units)
+    online_rates: tuple = (8, 16)  # (8, 24): +0.07% on enwik6 (the same on its halves and three other texts), (8, 12): +0.03%, (8, 8): +0.15%
     online_table_bits: int = 22  # 2**22 rows of 33 int16 (277 MiB); 2**23: -0.05%
     direct_bits: int = 27  # direct weights: a hashed table of 2**direct_bits (4 bytes each: 512 MiB); 2**26: +0.16%
     direct_rate: int = 2  # a direct weight's step is direct_rate * 2 / (n + 2) of the error, for its n-th use (1: +0.3%, 3: +0.1%)
