@@ -205,7 +205,7 @@ class ContextMixingBase:
         self.previous = np.full(n_streams, -1, dtype=np.int64)  # for the neural input: each stream's last token
 
     def own_arrays(self, n_matches: int) -> dict:
-        """The arrays of the model's own kernels, beyond SHARED_FIELDS (fields of state_type)."""
+        """The arrays of the model's own kernels, beyond SharedState's (fields of state_type)."""
         return {}
 
     def refiner_contexts(self) -> int:

@@ -90,6 +90,7 @@ class OnlineModel(ContextMixingBase):
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None):
         super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
         n_contexts, n_guesses = len(self.contexts), len(self.contexts) + len(self.state.match_lengths)  # a run per context, the match models
+        blend_weights, blend_uses = new_mixer(1 << self.n_bits, BLEND_INPUTS)  # a weight set per node
         self.direct = DirectState(  # from a dict(): archive.shortened then shortens the field names
             **dict(
                 direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits, config.guess_rate], dtype=np.int64),
@@ -102,7 +103,8 @@ class OnlineModel(ContextMixingBase):
                 guess_uses=np.zeros(n_guesses * CLASSES * self.n_bits, dtype=np.int64),
                 guess_at=np.zeros(n_guesses, dtype=np.int64),
                 guess_sign=np.zeros(n_guesses, dtype=np.int64),
-                **dict(zip(("blend_weights", "blend_uses"), new_mixer(1 << self.n_bits, BLEND_INPUTS))),  # a weight set per node
+                blend_weights=blend_weights,
+                blend_uses=blend_uses,
                 blend_inputs=np.zeros(BLEND_INPUTS, dtype=np.int32),
                 blend_at=np.zeros(2, dtype=np.int64),  # the weight set in use, its probability
             )
@@ -186,13 +188,13 @@ def direct_claim(d, h, shift):
     """Entry index << CHECK_BITS | check, for hash h (uint64): of its DIRECT_WAYS entries, the
     one holding h's check, else the one used least (whose weight then starts anew)."""
     first, check = I(h >> shift), I(h >> (shift - U(CHECK_BITS)) & U(CHECK_MASK))
-    at = first
+    at, least = first, USE_MASK + 1
     for way in range(DIRECT_WAYS):
         packed = I(d.direct[first ^ way])
         if (packed >> USE_BITS & CHECK_MASK) == check:
             return (first ^ way) << CHECK_BITS | check
-        if (packed & USE_MASK) < (I(d.direct[at]) & USE_MASK):
-            at = first ^ way
+        if (packed & USE_MASK) < least:
+            at, least = first ^ way, packed & USE_MASK
     return at << CHECK_BITS | check
 
 
