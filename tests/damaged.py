@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from submissions.archive import pack_modules
+from submissions.archive import pack_modules, split_program
 from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts
 from tokenizer.table import pack_table
 
@@ -27,7 +27,7 @@ def rezip(blob: bytes, edit_header=None, sections: dict | None = None) -> bytes:
     if edit_header is not None:
         header = edit_header(header)
     parts[HEADER] = header.decode() if isinstance(header, bytes) else json.dumps(header)
-    members[PROGRAM] = pack_modules(parts)
+    members[PROGRAM] = pack_modules(parts) + split_program(members[PROGRAM])[1]  # the coded part (program.py) as it was
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         for name, data in members.items():

@@ -32,6 +32,7 @@ from submissions.archive import (
     DECODER_DIR,
     PACKAGE,
     PROGRAM,
+    SECOND_PART,
     STAND_INS,
     ZIP_END_RECORD,
     ArchiveError,
@@ -43,11 +44,13 @@ from submissions.archive import (
     inspect,
     minify_source,
     pack_modules,
+    pack_program,
     program_kind,
     shortened,
+    split_program,
     strip_source,
 )
-from submissions.decoder import restore
+from submissions.decoder import program, restore
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, program_parts, read_archive
 from verify.report import jit_compile_seconds
 
@@ -93,12 +96,35 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
     assert inspect(archive).header["coding"]["shards"][0]["streams"] == 1
     carried, default = archive_decoder(archive), decoder_modules("mix~neural_input")
+    assert carried == default  # the coded second part (program.py) decodes to the same modules
     assert carried["decoder.online_model"] == default["decoder.online_model"]  # the network's code
     assert carried["decoder.neural_input"] == default["decoder.neural_input"]  # the neural input's stand-in
+    with zipfile.ZipFile(archive) as zf:
+        program = zf.read(PROGRAM)
+    first, coded = program_parts(program), split_program(program)[1]
+    assert set(default) - set(first) == {f"{PACKAGE}.{name}" for name in SECOND_PART} and coded
+    assert len(program) < len(pack_modules(first | default)) - 250  # the point: the model codes that part smaller than LZMA
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
     assert jit_compile_seconds(result.stderr) > 0
+
+
+def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
+    """program.py: what pack_program codes after the LZMA stream, unpack decodes to the same
+    modules; a header that is not the packer's (another model) does not decode it silently."""
+    header = json.dumps({"model": {"kind": "mix"}})
+    first = {"decoder": "X = 1\n", "decoder.model": "def f(a):\n return a + 1\n" * 20}
+    second = {f"{PACKAGE}.restore": "def main():\n return f(2) + 1\n", f"{PACKAGE}.codec": ""}
+    blob = pack_program(first | second | {HEADER: header}, "mix~neural_input")
+    parts, coded = program_parts(blob), split_program(blob)[1]
+    assert parts == first | {HEADER: header} and program.unpack(coded, parts) == second
+    assert pack_program(first | second | {HEADER: header}, "context") == pack_modules(first | second | {HEADER: header})  # no compiled model: LZMA only
+    try:  # read with another model (a header not the packer's), it fails or decodes to other text
+        decoded = program.unpack(coded, dict(parts, h=json.dumps({"model": {"kind": "mix", "orders": [1]}})))
+    except Exception:
+        decoded = None
+    assert decoded != second  # the zip CRC of `d` is what guards the coded part against damage
 
 
 def test_without_the_network_an_archive_carries_the_stand_in():

@@ -4,7 +4,9 @@ An archive is a zip application of these members:
 
     __main__.py   the bootstrap: unpacks `d` and runs decoder.restore
     d             one LZMA stream of "name\\nsource" parts joined by NUL: the decoder's modules
-                  and, as the part `h`, the JSON header
+                  and, as the part `h`, the JSON header; for the compiled models, only the
+                  modules that run the model, and after the stream the rest of the program,
+                  coded by the model (program.py)
     t, p, m       the sections the header lists, stored: the tokenizer table, the payload, a
                   neural model's weights
 
@@ -30,8 +32,9 @@ class ArchiveCorrupt(Exception):
 
 
 def program_parts(blob: bytes) -> dict[str, str]:
-    """Part name -> text of the PROGRAM member (what the bootstrap reads)."""
-    return dict(part.split("\n", 1) for part in lzma.decompress(blob).decode("utf-8").split("\0"))
+    """Part name -> text of the PROGRAM member's LZMA stream (what the bootstrap reads first;
+    the bytes after the stream are the program's coded second part, program.py)."""
+    return dict(part.split("\n", 1) for part in lzma.LZMADecompressor().decompress(blob).decode("utf-8").split("\0"))
 
 
 def read_archive(path: str) -> tuple[dict, dict]:

@@ -157,7 +157,7 @@ class ContextMixingBase:
     the config, the state record, the kernels per token; each codes in its own kernel."""
 
     runtime = ("numpy", "numba")  # what its decoder needs beyond the stdlib
-    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "logistic", "contexts", "binary_coder", "jit")  # carried by its archives
+    modules = ("mixing_model", "mixing", "match_model", "run_model", "online_model", "logistic", "contexts", "binary_coder", "jit", "program")  # carried by its archives
     config_class = MixConfig
     binary = True  # coded bit by bit inside the kernel (code_steps)
     uses_token_bytes = True  # build_model passes the tokenizer's id -> bytes table
