@@ -13,7 +13,7 @@ member per module saves the per-member zip records and lets the modules share
 their vocabulary. An archive of a compiled model (mix, online) puts in that stream
 only the modules that run its model; the rest of the program (SECOND_PART) follows
 the stream, coded by the model itself after it has read the first part
-(submissions/decoder/program.py): 230-330 B less than LZMA alone on enwik6. The JSON header rides in the same stream (as the part `h`, which no
+(submissions/decoder/program.py): 270-380 B less than LZMA alone on enwik6. The JSON header rides in the same stream (as the part `h`, which no
 import asks for): its keys are words of the program, so it costs ~340 bytes there
 against ~670 as a deflated member of its own. The zip CRC-32 of `d` is checked when
 it is read (submissions/decoder/container.py lists the members).
