@@ -54,6 +54,8 @@ from submissions.decoder import program, restore
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, program_parts, read_archive
 from verify.report import jit_compile_seconds
 
+from damaged import rezip
+
 # the mechanics of archives on the context model: its kernels compile in a second in each
 # restoring process; the default (mixing) model gets its own restore test
 SMALL = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=512), model=ContextModelConfig(), coder=CoderConfig(n_streams=8))
@@ -108,6 +110,13 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
     assert jit_compile_seconds(result.stderr) > 0
+    damaged = bytearray(program)
+    damaged[len(program) - len(coded) // 2] ^= 0x10  # in the coded part, the zip CRC recomputed (a hand edit)
+    bad = tmp_path / "bad.arc"
+    bad.write_bytes(rezip(archive.read_bytes(), sections={PROGRAM: bytes(damaged)}))
+    result = run_archive(bad, tmp_path / "bad-out")
+    assert result.returncode == 2 and not (tmp_path / "bad-out").exists()
+    assert result.stderr.startswith("error: corrupted archive: its decoder program does not load") and len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
