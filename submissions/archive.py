@@ -2,7 +2,9 @@
 
 An archive is one zip application holding everything needed to restore the file:
 the decoder program, the JSON header and the binary sections. Its size on disk is
-the score; `inspect` splits that size into parts that add up exactly.
+the score; `inspect` splits that size into parts that add up exactly. The sections
+(tokenizer table, payload, weights) follow the program inside `d`, sized by the
+header: a zip member of their own would cost each ~80 bytes of zip records.
 
 The decoder program is two members: `d`, the modules of submissions/decoder that
 the model kind needs (minified, see `minify_source`) in one LZMA stream, and a
@@ -68,7 +70,8 @@ LZMA_FILTERS = [{"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "di
 # Modules travel as "name\nsource" joined by NUL, a character no Python source can hold.
 # A corrupted `d` fails its zip CRC-32 (or LZMA), a module that does not load fails the import:
 # either is one `error:` line (E) and exit 2; restore.main turns every later failure into one.
-# Bytes after the LZMA stream (D.unused_data) are the program's coded second part (program.py).
+# After the LZMA stream (D.unused_data): the program's coded second part, where the first part has
+# program.py, and the sections.
 # Written tersely on purpose: every byte here is in every archive.
 BOOTSTRAP = r"""import sys,lzma,zipfile
 from importlib.util import spec_from_loader as S
@@ -82,12 +85,12 @@ class F:
  def exec_module(s,m):exec(compile(M[m.__name__],m.__name__,"exec"),m.__dict__)
 sys.meta_path.insert(0,F())
 try:
- if D.unused_data:from decoder.program import unpack;M.update(unpack(D.unused_data,M))
+ if"decoder.program"in M:from decoder.program import unpack;M.update(unpack(D.unused_data,M))
  from decoder.restore import main
 except Exception as e:E(f"load ({type(e).__name__}: {e})")
 sys.exit(main())
 """
-PART_OF_MEMBER = {TOKENIZER: "tokenizer", MODEL: "model", PAYLOAD: "payload"}  # the rest is the decoder (and the header inside it)
+PART_OF_SECTION = {TOKENIZER: "tokenizer", MODEL: "model", PAYLOAD: "payload"}  # the rest of the archive is the decoder (and the header inside it)
 OLD_HEADER_MEMBER = "header.json"  # formats 3-6: the header was a deflated member of its own
 ZIP_END_RECORD = 22  # bytes of the end-of-central-directory record (no comment)
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same bytes
@@ -308,10 +311,12 @@ def program_modules(kind: str) -> set[str]:
 
 
 def unused_modules(kind: str) -> set[str]:
-    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models and
-    the encoder side."""
+    """Decoder modules (file stems) that a `kind` archive leaves out: other kinds' models, the
+    encoder side, and program.py where the model does not code the program (the bootstrap
+    decodes a second part where the first has program.py)."""
     every_model = program_modules("+".join(MODEL_KINDS))
-    return every_model - program_modules(kind) | PROJECT_ONLY_MODULES | set(STAND_INS.values())
+    uncoded = set() if codes_program(kind) else {"program"}
+    return every_model - program_modules(kind) | PROJECT_ONLY_MODULES | set(STAND_INS.values()) | uncoded
 
 
 def program_kind(model_config: dict) -> str:
@@ -362,7 +367,7 @@ def shortened(modules: dict[str, str]) -> dict[str, str]:
 
 def split_program(blob: bytes) -> tuple[bytes, bytes]:
     """(the text of the PROGRAM member's LZMA stream, the bytes after it: the program's coded
-    second part, or none)."""
+    second part, if any, and the sections)."""
     unpacker = lzma.LZMADecompressor()
     text = unpacker.decompress(blob)
     if not unpacker.eof:
@@ -410,9 +415,8 @@ def archive_decoder(path: Path) -> dict[str, str]:
         with zipfile.ZipFile(path) as zf:
             blob = zf.read(PROGRAM)
         parts = program_parts(blob)
-        coded = split_program(blob)[1]
-        if coded:
-            parts |= program.unpack(coded, parts)
+        if f"{PACKAGE}.program" in parts:
+            parts |= program.unpack(split_program(blob)[1], parts)
     except Exception as exc:
         raise ArchiveError(f"{path}: the decoder program does not unpack ({type(exc).__name__}: {exc})") from None
     parts.pop(HEADER, None)
@@ -463,15 +467,14 @@ def run_config(header: dict) -> dict:
 
 
 def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
-    header = dict(header, format_version=FORMAT_VERSION, sections=sorted(sections))
+    header = dict(header, format_version=FORMAT_VERSION, sections={name: len(data) for name, data in sections.items()})
     header_text = json.dumps(header, sort_keys=True, separators=(",", ":"))  # ASCII: never a NUL
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         bootstrap, modules = decoder_program(program_kind(header["model"]), header_text).values()
         add_member(zf, "__main__.py", bootstrap, compress=True)
-        add_member(zf, PROGRAM, modules, compress=False)  # LZMA (and coded) already
-        for name, data in sections.items():
-            add_member(zf, name, data, compress=False)  # compressed already
+        stored = b"".join(sections[name] for name in sorted(sections))  # compressed already
+        add_member(zf, PROGRAM, modules + stored, compress=False)  # LZMA (and coded) already
     return buffer.getvalue()
 
 
@@ -497,26 +500,30 @@ def archive_parts(path: Path) -> dict[str, int]:
     packed again, is the decoder's)."""
     parts = {"decoder": ZIP_END_RECORD, "tokenizer": 0, "model": 0, "payload": 0, "header": 0}
     with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            parts[PART_OF_MEMBER.get(info.filename, "decoder")] += _member_bytes(info)
+        parts["decoder"] += sum(_member_bytes(info) for info in zf.infolist())
         blob = zf.read(PROGRAM)
     modules = program_parts(blob)
-    modules.pop(HEADER)
+    for name, size in json.loads(modules.pop(HEADER))["sections"].items():
+        parts[PART_OF_SECTION[name]] += size
+        parts["decoder"] -= size
     parts["header"] = len(blob) - len(split_program(blob)[1]) - len(pack_modules(modules))
     parts["decoder"] -= parts["header"]
     return parts
 
 
 def older_format_refusal(path: Path) -> str | None:
-    """For an archive of format 6 or older (its header a member of its own then, which
-    read_archive does not look for): why this project does not read it, and what restores it;
-    else None."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            version = json.loads(zf.read(OLD_HEADER_MEMBER)).get("format_version")
-    except Exception:  # not that either: the caller reports its own failure
-        return None
-    return format_refusal(path, version) if isinstance(version, int) else None
+    """For an archive of an older format that read_archive cannot read (formats 3-6: the
+    header a member of its own; 7-12: each section a member of its own): why this project does
+    not read it, and what restores it; else None."""
+    for header_of in (lambda zf: zf.read(OLD_HEADER_MEMBER), lambda zf: program_parts(zf.read(PROGRAM))[HEADER]):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                version = json.loads(header_of(zf)).get("format_version")
+        except Exception:  # not that either: the caller reports its own failure
+            continue
+        if isinstance(version, int) and version != FORMAT_VERSION:
+            return format_refusal(path, version)
+    return None
 
 
 def format_refusal(path: Path, version) -> str:

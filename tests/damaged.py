@@ -12,22 +12,32 @@ import zipfile
 import numpy as np
 
 from submissions.archive import pack_modules, split_program
-from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts
+from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts, split_sections
 from tokenizer.table import pack_table
 
 
 def rezip(blob: bytes, edit_header=None, sections: dict | None = None) -> bytes:
     """The archive with its header edited (edit_header(header) -> header, or bytes to store as
-    the header's text) and sections replaced, every CRC recomputed as a packer would."""
+    the header's text) and sections replaced (their sizes in the header too), every CRC
+    recomputed as a packer would."""
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         members = {info.filename: zf.read(info) for info in zf.infolist()}
-    parts = program_parts(members[PROGRAM])
+    program = members[PROGRAM]
+    parts = program_parts(program)
     header = json.loads(parts[HEADER])
-    members.update(sections or {})
+    kept = split_sections(program, header["sections"])
+    coded = split_program(program[: len(program) - sum(header["sections"].values())])[1]  # the coded part (program.py) as it was
+    kept.update(sections or {})
+    header["sections"] = {name: len(data) for name, data in kept.items()}
     if edit_header is not None:
         header = edit_header(header)
     parts[HEADER] = header.decode() if isinstance(header, bytes) else json.dumps(header)
-    members[PROGRAM] = pack_modules(parts) + split_program(members[PROGRAM])[1]  # the coded part (program.py) as it was
+    members[PROGRAM] = pack_modules(parts) + coded + b"".join(kept[name] for name in sorted(kept))
+    return rewritten(members)
+
+
+def rewritten(members: dict[str, bytes]) -> bytes:
+    """An archive of these members (name -> bytes), their CRCs computed afresh."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         for name, data in members.items():
@@ -35,12 +45,19 @@ def rezip(blob: bytes, edit_header=None, sections: dict | None = None) -> bytes:
     return out.getvalue()
 
 
-def _member(blob: bytes, name: str) -> bytes:
+def _section(blob: bytes, name: str) -> bytes:
     try:
-        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            return zf.read(name)
-    except zipfile.BadZipFile:  # not an archive: case names only
+        return read_archive_bytes(blob)[1][name]
+    except Exception:  # not an archive: case names only
         return bytes(16)
+
+
+def read_archive_bytes(blob: bytes) -> tuple[dict, dict]:
+    """read_archive of archive bytes."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        program = zf.read(PROGRAM)
+    header = json.loads(program_parts(program)[HEADER])
+    return header, split_sections(program, header["sections"])
 
 
 def _set(path: str, value):
@@ -80,7 +97,7 @@ FLIPS = 12  # bit flips, spread evenly over the archive (bit i % 8 of the i-th p
 def damaged_archives(blob: bytes) -> dict[str, bytes]:
     """name -> damaged archive bytes (the names do not depend on the archive)."""
     n = len(blob)
-    payload, table = _member(blob, PAYLOAD), _member(blob, TOKENIZER)
+    payload, table = _section(blob, PAYLOAD), _section(blob, TOKENIZER)
     rng = np.random.default_rng(16)
     cuts = {"empty": 0, "1 byte": 1, "30 bytes": 30, "a quarter": n // 4, "half": n // 2, "all but the end record": n - 23, "all but 1 byte": n - 1}
     cases = {f"truncated to {what}": blob[:cut] for what, cut in cuts.items()}

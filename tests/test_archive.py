@@ -54,7 +54,7 @@ from submissions.decoder import program, restore
 from submissions.decoder.container import HEADER, PAYLOAD, TOKENIZER, program_parts, read_archive
 from verify.report import jit_compile_seconds
 
-from damaged import rezip
+from damaged import rewritten
 
 # the mechanics of archives on the context model: its kernels compile in a second in each
 # restoring process; the default (mixing) model gets its own restore test
@@ -102,7 +102,9 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     assert carried["decoder.online_model"] == default["decoder.online_model"]  # the network's code
     assert carried["decoder.neural_input"] == default["decoder.neural_input"]  # the neural input's stand-in
     with zipfile.ZipFile(archive) as zf:
-        program = zf.read(PROGRAM)
+        members = {name: zf.read(name) for name in zf.namelist()}
+    stored = sum(json.loads(program_parts(members[PROGRAM])[HEADER])["sections"].values())
+    program = members[PROGRAM][:-stored]  # the sections follow the program
     first, coded = program_parts(program), split_program(program)[1]
     assert set(default) - set(first) == {f"{PACKAGE}.{name}" for name in SECOND_PART} and coded
     assert len(program) < len(pack_modules(first | default)) - 250  # the point: the model codes that part smaller than LZMA
@@ -110,10 +112,10 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
     assert jit_compile_seconds(result.stderr) > 0
-    damaged = bytearray(program)
+    damaged = bytearray(members[PROGRAM])
     damaged[len(program) - len(coded) // 2] ^= 0x10  # in the coded part, the zip CRC recomputed (a hand edit)
     bad = tmp_path / "bad.arc"
-    bad.write_bytes(rezip(archive.read_bytes(), sections={PROGRAM: bytes(damaged)}))
+    bad.write_bytes(rewritten(members | {PROGRAM: bytes(damaged)}))
     result = run_archive(bad, tmp_path / "bad-out")
     assert result.returncode == 2 and not (tmp_path / "bad-out").exists()
     assert result.stderr.startswith("error: corrupted archive: its decoder program does not load") and len(result.stderr.splitlines()) == 1, result.stderr
@@ -122,7 +124,7 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
 def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
     """program.py: what pack_program codes after the LZMA stream, unpack decodes to the same
     modules; a header that is not the packer's (another model) does not decode it silently."""
-    header = json.dumps({"model": {"kind": "mix"}})
+    header = json.dumps({"model": {"kind": "mix"}, "sections": {}})
     first = {"decoder": "X = 1\n", "decoder.model": "def f(a):\n return a + 1\n" * 20}
     second = {f"{PACKAGE}.restore": "def main():\n return f(2) + 1\n", f"{PACKAGE}.codec": ""}
     blob = pack_program(first | second | {HEADER: header}, "mix~neural_input")
@@ -130,7 +132,7 @@ def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
     assert parts == first | {HEADER: header} and program.unpack(coded, parts) == second
     assert pack_program(first | second | {HEADER: header}, "context") == pack_modules(first | second | {HEADER: header})  # no compiled model: LZMA only
     try:  # read with another model (a header not the packer's), it fails or decodes to other text
-        decoded = program.unpack(coded, dict(parts, h=json.dumps({"model": {"kind": "mix", "orders": [1]}})))
+        decoded = program.unpack(coded, dict(parts, h=json.dumps({"model": {"kind": "mix", "orders": [1]}, "sections": {}})))
     except Exception:
         decoded = None
     assert decoded != second  # the zip CRC of `d` is what guards the coded part against damage
@@ -149,6 +151,7 @@ def test_without_a_neural_input_an_archive_carries_the_stand_in():
     """The default mixing model has no neural input: its archives carry neural_off.py in place
     of neural_input.py (restored by every default archive in this suite)."""
     assert program_kind({"kind": "mix", "neural": {"d_model": 64}}) == "mix+neural"
+    assert "decoder.program" not in decoder_modules("mix+neural") and "decoder.program" in decoder_modules("mix~neural_input")  # the neural input needs its weights: that model does not code the program
     carried = decoder_modules("mix~neural_input")
     assert carried["decoder.neural_input"] == decoder_modules("mix~online_model~neural_input")["decoder.neural_input"]
     assert len(pack_modules(carried)) < len(pack_modules(decoder_modules("mix"))) - 200
@@ -212,22 +215,25 @@ def test_decoder_program_has_no_project_imports(packed, tmp_path):
     assert "decoder.neural_model" not in sources  # a context-model archive carries no neural code
 
 
-def test_decoder_program_is_one_lzma_member_and_its_own_part(packed):
+def test_decoder_program_is_one_lzma_stream_and_its_own_part(packed):
     _, archive = packed
     with zipfile.ZipFile(archive) as zf:
         infos = {info.filename: info for info in zf.infolist()}
-    assert set(infos) == {"__main__.py", PROGRAM, TOKENIZER, PAYLOAD}
-    assert infos[PROGRAM].compress_type == zipfile.ZIP_STORED  # LZMA already: deflate would only add bytes
-    with zipfile.ZipFile(archive) as zf:
-        program = zf.read(PROGRAM)
+        member = zf.read(PROGRAM)
+    assert set(infos) == {"__main__.py", PROGRAM}  # the sections ride in `d` too: a member costs ~80 B of zip records
+    assert infos[PROGRAM].compress_type == zipfile.ZIP_STORED  # LZMA and compressed sections: deflate would only add bytes
+    header, sections = read_archive(str(archive))
+    assert header["sections"] == {TOKENIZER: len(sections[TOKENIZER]), PAYLOAD: len(sections[PAYLOAD])}
+    program = member[: -sum(header["sections"].values())]
+    assert member == program + sections[PAYLOAD] + sections[TOKENIZER]  # in name order, after the program
     parts, text = program_parts(program), lzma.decompress(program)
     header_text = parts.pop(HEADER)
-    assert json.loads(header_text) == read_archive(str(archive))[0] and set(parts) == set(archive_decoder(archive))
+    assert json.loads(header_text) == header and set(parts) == set(archive_decoder(archive))
     header_bytes = len(program) - len(pack_modules(parts))  # what the header adds to the program's stream
     assert 0 < header_bytes < len(zlib.compress(header_text.encode(), 9))  # cheaper there than deflated alone
-    decoder_bytes = sum(_member_bytes(infos[name]) for name in ("__main__.py", PROGRAM)) + ZIP_END_RECORD
+    decoder_bytes = sum(_member_bytes(info) for info in infos.values()) + ZIP_END_RECORD - len(member) + len(program)
     assert inspect(archive).parts["decoder"] == decoder_bytes - header_bytes and inspect(archive).parts["header"] == header_bytes
-    assert infos[PROGRAM].file_size < len(zlib.compress(text, 9))  # the point of LZMA over deflate
+    assert len(program) < len(zlib.compress(text, 9))  # the point of LZMA over deflate
     assert f'read("{PROGRAM}")' in BOOTSTRAP and f'n=="{PACKAGE}"' in BOOTSTRAP and f"from {PACKAGE}.restore" in BOOTSTRAP
     assert minify_source(BOOTSTRAP) == BOOTSTRAP  # already as small as the minifier makes it
     assert program_parts(pack_modules({"decoder": "x = 1\n", "decoder.a": ""})) == {"decoder": "x = 1\n", "decoder.a": ""}

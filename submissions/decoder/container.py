@@ -6,11 +6,11 @@ An archive is a zip application of these members:
     d             one LZMA stream of "name\\nsource" parts joined by NUL: the decoder's modules
                   and, as the part `h`, the JSON header; for the compiled models, only the
                   modules that run the model, and after the stream the rest of the program,
-                  coded by the model (program.py)
-    t, p, m       the sections the header lists, stored: the tokenizer table, the payload, a
-                  neural model's weights
+                  coded by the model (program.py); then the sections the header sizes, in name
+                  order: `m` a neural model's weights, `p` the payload, `t` the tokenizer table
+                  (one member for all: each member costs ~80 bytes of zip records)
 
-Zip gives each member a CRC-32, checked before anything is read; the header gives the sha256 of
+Zip gives the members a CRC-32, checked before anything is read; the header gives the sha256 of
 the original file, checked before the restored file is written.
 """
 
@@ -44,10 +44,24 @@ def read_archive(path: str) -> tuple[dict, dict]:
             bad = zf.testzip()  # every member's CRC, the decoder's own code and the header included
             if bad is not None:
                 raise ArchiveCorrupt(f"member {bad} fails its CRC-32")
-            header = json.loads(program_parts(zf.read(PROGRAM))[HEADER])
-            sections = {name: zf.read(name) for name in header["sections"]}
+            blob = zf.read(PROGRAM)
+        header = json.loads(program_parts(blob)[HEADER])
+        sections = split_sections(blob, header["sections"])
     except (ArchiveCorrupt, FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as exc:  # untrusted bytes: zip, lzma, json and struct can all fail
         raise ArchiveCorrupt(f"not a readable archive ({type(exc).__name__}: {exc})") from None
     return header, sections
+
+
+def split_sections(blob: bytes, sizes: dict) -> dict[str, bytes]:
+    """The sections (name -> bytes) that end the PROGRAM member, one after another in name
+    order, sized by the header."""
+    start = len(blob) - sum(sizes.values())
+    if start < 0 or any(type(size) is not int or size < 0 for size in sizes.values()):
+        raise ArchiveCorrupt("the header's section sizes do not fit the archive")
+    sections = {}
+    for name in sorted(sizes):
+        sections[name] = blob[start : start + sizes[name]]
+        start += sizes[name]
+    return sections

@@ -7,7 +7,7 @@ after it has read the first part: the first part is known to both sides, so the 
 the program's words and style from it before coding the rest: ~9 KB of source in ~2.7 KB,
 where LZMA needs ~3.9 KB (enwik6's archives: 384 B smaller for the mixing model, 267 B for the
 online model; ~1 s more decoding). The coded part follows the LZMA stream in `d`: the bytes
-LZMA leaves unused.
+LZMA leaves unused, before the archive's sections.
 
 The model is the archive's kind with its big tables made small (the program is ~36 KB), over
 the 256 byte values, one stream; it runs the same compiled kernels as the payload (the same
@@ -55,12 +55,14 @@ def code_program(model, coder, known: bytes, window: np.ndarray) -> None:
     model.code_steps(coder, window, total, len(known))
 
 
-def unpack(coded: bytes, parts: dict) -> dict:
-    """The second part's modules (name -> source), decoded from `coded` (its length in bytes,
-    4 bytes little-endian, then the payload); parts: the first part (name -> text), the header
-    among them."""
+def unpack(rest: bytes, parts: dict) -> dict:
+    """The second part's modules (name -> source), decoded from `rest`: what follows the LZMA
+    stream, the coded part (its length in bytes, 4 bytes little-endian, then the payload) and the
+    sections the header sizes; parts: the first part (name -> text), the header among them."""
+    header = json.loads(parts[HEADER])
+    coded = rest[: len(rest) - sum(header["sections"].values())]
     window = np.zeros((1, int.from_bytes(coded[:4], "little")), dtype=np.int64)
     decoder = RansDecoder(coded[4:], 1, PROB_BITS)
-    code_program(program_model(json.loads(parts[HEADER])["model"]), decoder, known_text(parts), window)
+    code_program(program_model(header["model"]), decoder, known_text(parts), window)
     decoder.check_finished()
     return dict(part.split("\n", 1) for part in window[0].astype(np.uint8).tobytes().decode().split("\0"))
