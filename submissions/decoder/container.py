@@ -57,11 +57,9 @@ def read_archive(path: str) -> tuple[dict, dict]:
 def split_sections(blob: bytes, sizes: dict) -> dict[str, bytes]:
     """The sections (name -> bytes) that end the PROGRAM member, one after another in name
     order, sized by the header."""
-    start = len(blob) - sum(sizes.values())
-    if start < 0 or any(type(size) is not int or size < 0 for size in sizes.values()):
-        raise ArchiveCorrupt("the header's section sizes do not fit the archive")
-    sections = {}
-    for name in sorted(sizes):
-        sections[name] = blob[start : start + sizes[name]]
-        start += sizes[name]
+    end, sections = len(blob), {}
+    for name in sorted(sizes, reverse=True):  # the last one ends the member
+        if not 0 <= sizes[name] <= end:
+            raise ArchiveCorrupt("the header's section sizes do not fit the archive")
+        sections[name], end = blob[end - sizes[name] : end], end - sizes[name]
     return sections
