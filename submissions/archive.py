@@ -382,8 +382,10 @@ def codes_program(model_kind: str) -> bool:
 
 
 def pack_program(parts: dict[str, str], model_kind: str) -> bytes:
-    """The `d` member: the parts in one LZMA stream; for a kind that codes its program, only
-    the first part's (and the header), followed by the second part coded by the model."""
+    """The program's bytes at the start of the `d` member (the sections follow): the parts in one
+    LZMA stream; for a kind that codes its program, only the first part's and the header,
+    followed by the second part coded by the model. Without a header (no model config: tests
+    and inspection, never an archive) LZMA holds every part."""
     if not codes_program(model_kind) or HEADER not in parts:
         return pack_modules(parts)
     first = {name: text for name, text in parts.items() if name.removeprefix(PACKAGE + ".") not in SECOND_PART}
