@@ -389,7 +389,7 @@ def pack_program(parts: dict[str, str], model_kind: str) -> bytes:
     if not codes_program(model_kind) or HEADER not in parts:
         return pack_modules(parts)
     first = {name: text for name, text in parts.items() if name.removeprefix(PACKAGE + ".") not in SECOND_PART}
-    second = "\0".join(f"{name}\n{text}" for name, text in parts.items() if name not in first).encode()
+    second = program.known_text({name: text for name, text in parts.items() if name not in first})  # the same join (no header there)
     encoder = RansEncoder(1, program.PROB_BITS, capacity=8 * len(second))
     model = program.program_model(json.loads(parts[HEADER])["model"])
     program.code_program(model, encoder, program.known_text(first), np.frombuffer(second, dtype=np.uint8).astype(np.int64)[None])

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from submissions.archive import pack_modules, split_program
-from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts, split_sections
+from submissions.decoder.container import HEADER, PAYLOAD, PROGRAM, TOKENIZER, program_parts, read_archive, split_sections
 from tokenizer.table import pack_table
 
 
@@ -47,17 +47,9 @@ def rewritten(members: dict[str, bytes]) -> bytes:
 
 def _section(blob: bytes, name: str) -> bytes:
     try:
-        return read_archive_bytes(blob)[1][name]
+        return read_archive(io.BytesIO(blob))[1][name]
     except Exception:  # not an archive: case names only
         return bytes(16)
-
-
-def read_archive_bytes(blob: bytes) -> tuple[dict, dict]:
-    """read_archive of archive bytes."""
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        program = zf.read(PROGRAM)
-    header = json.loads(program_parts(program)[HEADER])
-    return header, split_sections(program, header["sections"])
 
 
 def _set(path: str, value):
