@@ -4,8 +4,8 @@ model, with config fields overridden, one line per config.
     python benchmarks/mix_screen.py runs/e6 '{}' '{"learning_rate": 14}' --tokens 300000
     python benchmarks/mix_screen.py runs/e6 --leave-out     # each context's worth: the first
                                                             # config once per context, without it
-    python benchmarks/mix_screen.py runs/e6 '{}' '{"leave_out": [1101, 2002, 302]}'   # contexts
-                                                            # left out, by salt (screens only)
+    python benchmarks/mix_screen.py runs/e6 '{}' '{"without": [1101, 2002, 302]}'   # contexts
+                                                            # left out, by salt (MixConfig.without)
 
 Each config is coded in the same process (the kernels compile once), whole file, one stream,
 one coder block, as `pipeline pack` codes it by default. Sizes are exact; the seconds compare
@@ -42,31 +42,28 @@ def main() -> None:
     print(f"| config | payload (B) | bits/token | seconds |\n|---|---:|---:|---:|  ({len(tokens):,} tokens)")
     for text in args.configs:
         config = json.loads(text)
-        size, seconds, _ = code(table, tokens, config, args.streams, config.pop("leave_out", ()))
+        size, seconds, _ = code(table, tokens, config, args.streams)
         print(f"| {text} | {size:,} | {8 * size / len(tokens):.4f} | {seconds:.1f} |", flush=True)
 
 
-def code(table: list, tokens: np.ndarray, config: dict, streams: int, left_out=()) -> tuple[int, float, list]:
+def code(table: list, tokens: np.ndarray, config: dict, streams: int) -> tuple[int, float, list]:
     """(payload bytes, coding seconds, the model's context rows) of the tokens under the mixing
-    model with these config fields, the contexts of the salts in left_out removed (and their
-    embeddings in the online network, where it has them)."""
-    all_rows = mixing_model.context_table
-    mixing_model.context_table = lambda *a: [row for row in all_rows(*a) if row[1] not in left_out]
-    try:
-        model = build_model(dict({"kind": "mix"}, **config), len(table), streams, 28, b"", token_bytes=table)
-        started = time.perf_counter()
-        payload, _ = encoding.encode_with_cost(model, tokens, streams, 28)
-        return len(payload), time.perf_counter() - started, model.contexts
-    finally:
-        mixing_model.context_table = all_rows
+    model with these config fields."""
+    model = build_model(dict({"kind": "mix"}, **config), len(table), streams, 28, b"", token_bytes=table)
+    started = time.perf_counter()
+    payload, _ = encoding.encode_with_cost(model, tokens, streams, 28)
+    return len(payload), time.perf_counter() - started, model.contexts
 
 
 def leave_out(table: list, tokens: np.ndarray, config: dict, streams: int) -> None:
-    """One line per context: the payload without it against the payload with every context."""
+    """One line per context: the payload without it against the payload with every context of
+    the config (a context left out takes its embedding in the online network with it)."""
     full, seconds, rows = code(table, tokens, config, streams)
+    without = list(config.get("without", mixing_model.MixConfig.without))
     print(f"| context left out | salt | payload (B) | Δ (B) | seconds |\n|---|---:|---:|---:|---:|\n| none | – | {full:,} | – | {seconds:.1f} |", flush=True)
-    for name, salt, _ in rows[1:]:  # order 0 stays: the tree node alone
-        size, seconds, _ = code(table, tokens, config, streams, (salt,))
+    table_rows = [row for row in rows[1:] if not row[0].startswith("match ")]  # order 0 stays; match models are config
+    for name, salt, _ in table_rows:
+        size, seconds, _ = code(table, tokens, dict(config, without=without + [salt]), streams)
         print(f"| {name} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
 
 

@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 from submissions.errors import UserError
 from submissions.decoder.context_model import ContextConfig
+from submissions.decoder.contexts import context_table
 from submissions.decoder.counts import MAX_COUNT_LIMIT
 from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.online_alone import OnlineConfig
@@ -146,6 +147,9 @@ class PipelineConfig:
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
             if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):
                 raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
+            salts = {salt for _, salt, _ in context_table(dataclasses.replace(self.model, without=()), 2, 0)} - {1}
+            if not set(self.model.without) <= salts:
+                raise UserError(f"without: {sorted(set(self.model.without) - salts)} name no context this config has (order 0 always stays)")
             if not 2 <= self.model.count_limit <= MAX_COUNT_LIMIT:
                 raise UserError(f"count_limit must be between 2 and {MAX_COUNT_LIMIT} (12-bit counts)")
         neural = self.neural_model()

@@ -309,19 +309,32 @@ def test_repeats_cost_little(text_sample):
 def test_the_context_and_selector_tables_are_pinned():
     """Names, salts and parts of every context and the mixer selectors are archive format:
     a change here must come with a new format version (and this pin)."""
-    matches = len(MixConfig().match_lengths) + len(MixConfig().local_match_lengths)
-    rows = context_table(MixConfig(), 1, matches)
+    everything = MixConfig(without=())
+    matches = len(everything.match_lengths) + len(everything.local_match_lengths)
+    rows = context_table(everything, 1, matches)
     assert len({salt for _, salt, _ in rows}) == len(rows) == 49  # one salt per context
-    assert len(context_table(MixConfig(), 2, matches)) == 53  # + the 4 local contexts with several streams
-    table = json.dumps([rows, selector_table(MixConfig()), list(FINAL_LAYER), ONLINE_SALTS])
+    assert len(context_table(everything, 2, matches)) == 53  # + the 4 local contexts with several streams
+    table = json.dumps([rows, selector_table(everything), list(FINAL_LAYER), ONLINE_SALTS])
     assert hashlib.sha256(table.encode()).hexdigest()[:16] == "77f789c633afb8b2"
+    assert MixConfig().without == (1001, 1003, 200, 300, 301, 1101, 961, 302)  # the default leaves these out
+
+
+def test_without_leaves_out_exactly_the_contexts_named():
+    """`without` drops those rows and keeps the others in their order (the match models'
+    contexts come with the match models); the online network embeds only contexts present."""
+    everything = context_table(MixConfig(without=()), 1, 4)
+    rows = context_table(MixConfig(without=(1001, 302)), 1, 4)
+    assert rows == [row for row in everything if row[1] not in (1001, 302)]
+    model = ContextMixingModel(256, 1, 28, MixConfig(table_bits=12, without=(1001, 302), online_hidden=4, online_table_bits=8))
+    embedded = [model.contexts[i][1] for i in model.state.online_contexts]
+    assert embedded == [salt for _, salt, _ in rows if salt in ONLINE_SALTS] and 1001 not in embedded
 
 
 def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "6cde66ad0aef13ba"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "b68d69e1d59e2760"
 
 
 def test_a_changed_payload_is_refused():
@@ -332,3 +345,13 @@ def test_a_changed_payload_is_refused():
         codec.decode(model(256, 4, **SMALL), bytes(payload), len(tokens), 4, PROB_BITS)
     with pytest.raises(codec.CorruptPayload):
         codec.decode(model(256, 4, **SMALL), bytes(payload[:-4]), len(tokens), 4, PROB_BITS)
+
+
+def test_without_must_name_contexts_of_the_table():
+    from pipeline.config import PipelineConfig
+    from submissions.errors import UserError
+
+    for salts in ([1], [5], [400]):  # order 0, no context, a match model's (config: match_lengths)
+        with pytest.raises(UserError, match="without"):
+            PipelineConfig.from_dict({"model": {"kind": "mix", "without": salts}}).validate()
+    assert PipelineConfig.from_dict({"model": {"kind": "mix", "without": [983, 2001]}}).validate().model.without == (983, 2001)

@@ -109,7 +109,7 @@ ONLINE_SALTS = (1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 
 def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int, tuple]]:
     """Every context of a model with this config, in input order: order 0 (the tree node
     alone), the token contexts (orders, then sparse), the byte contexts, the word, line, mark
-    and local groups the config turns on, then one per match model."""
+    and local groups the config turns on, less the config's `without`, then one per match model."""
     rows = [("order 0", 1, ())]
     for offsets in [tuple(range(k)) for k in config.orders] + [tuple(c) for c in config.sparse]:
         rows.append((f"tokens {offsets}", 1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
@@ -118,5 +118,5 @@ def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int
     groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.indirect, INDIRECT_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
     for enabled, group in groups:
         rows += list(group) if enabled else []
-    rows += [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]
-    return rows
+    rows = [row for row in rows if row[1] not in config.without]
+    return rows + [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]

@@ -79,6 +79,10 @@ class MixConfig:
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
+    without: tuple = (1001, 1003, 200, 300, 301, 1101, 961, 302)  # contexts of the groups above left out, by salt (contexts.py):
+    # orders 1 and 2, the word, column with last byte / word, the last two tokens' followers, two words before, the byte above;
+    # beside the others each gains nothing, and together they are -112 B and ~17% of the coding time on enwik6
+    # (benchmarks/results/context_leave_one_out_2026-12-05.md)
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share
@@ -95,6 +99,7 @@ class MixConfig:
         object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
         object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
         object.__setattr__(self, "online_rates", tuple(int(r) for r in self.online_rates))
+        object.__setattr__(self, "without", tuple(int(salt) for salt in self.without))
 
 
 SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
