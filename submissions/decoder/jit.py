@@ -28,10 +28,7 @@ COMPILE_SECONDS = [0.0]  # first-call time of the kernels, JIT compilation mostl
 
 def _njit(function, **options):
     """numba.njit, cached on disk where the source is a file (the project: kernel_cache.py);
-    archives run from memory, where there is nothing to cache. error_model "numpy": no check
-    for a zero divisor at every integer division (kernels never divide by zero), so less
-    code to compile and run."""
-    options["error_model"] = "numpy"
+    archives run from memory, where there is nothing to cache."""
     if "__file__" not in function.__globals__:
         return numba.njit(**options)(function)
     from .kernel_cache import cached_njit
