@@ -309,23 +309,23 @@ def test_repeats_cost_little(text_sample):
 def test_the_context_and_selector_tables_are_pinned():
     """Names, salts and parts of every context and the mixer selectors are archive format:
     a change here must come with a new format version (and this pin)."""
-    everything = MixConfig(without=())
+    everything = MixConfig(orders=(1, 2, 3, 4), without=())
     matches = len(everything.match_lengths) + len(everything.local_match_lengths)
     rows = context_table(everything, 1, matches)
     assert len({salt for _, salt, _ in rows}) == len(rows) == 49  # one salt per context
     assert len(context_table(everything, 2, matches)) == 53  # + the 4 local contexts with several streams
     table = json.dumps([rows, selector_table(everything), list(FINAL_LAYER), ONLINE_SALTS])
     assert hashlib.sha256(table.encode()).hexdigest()[:16] == "77f789c633afb8b2"
-    assert MixConfig().without == (1001, 1003, 200, 300, 301, 1101, 961, 302)  # the default leaves these out
+    assert MixConfig().orders == (3, 4) and MixConfig().without == (200, 300, 301, 1101, 961, 302)  # the default leaves these out
 
 
 def test_without_leaves_out_exactly_the_contexts_named():
     """`without` drops those rows and keeps the others in their order (the match models'
     contexts come with the match models); the online network embeds only contexts present."""
-    everything = context_table(MixConfig(without=()), 1, 4)
-    rows = context_table(MixConfig(without=(1001, 302)), 1, 4)
+    everything = context_table(MixConfig(orders=(1, 2, 3, 4), without=()), 1, 4)
+    rows = context_table(MixConfig(orders=(1, 2, 3, 4), without=(1001, 302)), 1, 4)
     assert rows == [row for row in everything if row[1] not in (1001, 302)]
-    model = ContextMixingModel(256, 1, 28, MixConfig(table_bits=12, without=(1001, 302), online_hidden=4, online_table_bits=8))
+    model = ContextMixingModel(256, 1, 28, MixConfig(table_bits=12, orders=(1, 2, 3, 4), without=(1001, 302), online_hidden=4, online_table_bits=8))
     embedded = [model.contexts[i][1] for i in model.state.online_contexts]
     assert embedded == [salt for _, salt, _ in rows if salt in ONLINE_SALTS] and 1001 not in embedded
 

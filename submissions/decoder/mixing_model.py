@@ -71,7 +71,7 @@ class MixConfig:
     the neural input's training options)."""
 
     kind: str = "mix"
-    orders: tuple = (1, 2, 3, 4)  # token context orders (order 0 is always there)
+    orders: tuple = (3, 4)  # token context orders (order 0 is always there; 1 and 2 gain nothing beside the others: format 14)
     sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
     byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4))  # (skip, n): n bytes of text, skip bytes back
     word: bool = True  # contexts of the current word, with the word before it, with the last token
@@ -79,10 +79,10 @@ class MixConfig:
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
-    without: tuple = (1001, 1003, 200, 300, 301, 1101, 961, 302)  # contexts of the groups above left out, by salt (contexts.py):
-    # orders 1 and 2, the word, column with last byte / word, the last two tokens' followers, two words before, the byte above;
-    # beside the others each gains nothing, and together they are -112 B and ~17% of the coding time on enwik6
-    # (benchmarks/results/context_leave_one_out_2026-12-05.md)
+    without: tuple = (200, 300, 301, 1101, 961, 302)  # contexts of the groups above left out, by salt (contexts.py): the word,
+    # column with last byte / word, the last two tokens' followers, two words before, the byte above; beside the others each
+    # gains nothing, and with orders 1 and 2 they are -112 B and ~17% of the coding time on enwik6
+    # (benchmarks/results/context_leave_out_format14_2026-12-04.md)
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share

@@ -65,7 +65,8 @@ class OnlineConfig(MixConfig):
     used), with the direct connections' own fields."""
 
     kind: str = "online"
-    without: tuple = ()  # every context of the table (the defaults below were measured with all of them)
+    orders: tuple = (1, 2, 3, 4)  # with every context of the table (the defaults below were measured with all of them)
+    without: tuple = ()
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
     online_hidden: int = 16  # with the direct connections and guesses, fewer units do better (8: +0.19%, 32: +0.10% on enwik6)
     online_rates: tuple = (8, 16)  # (8, 24): +0.07% on enwik6 (the same on its halves and three other texts), (8, 12): +0.03%, (8, 8): +0.15%
