@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from submissions.decoder import encoding, mixing_model
+from submissions.decoder import encoding
+from submissions.decoder.contexts import context_table
 from submissions.decoder.model_registry import build_model
 from tokenizer import load_tokenizer
 
@@ -46,23 +47,22 @@ def main() -> None:
         print(f"| {text} | {size:,} | {8 * size / len(tokens):.4f} | {seconds:.1f} |", flush=True)
 
 
-def code(table: list, tokens: np.ndarray, config: dict, streams: int) -> tuple[int, float, list]:
-    """(payload bytes, coding seconds, the model's context rows) of the tokens under the mixing
-    model with these config fields."""
+def code(table: list, tokens: np.ndarray, config: dict, streams: int) -> tuple[int, float, object]:
+    """(payload bytes, coding seconds, the model) of the tokens under the mixing model (or the
+    config's kind) with these config fields."""
     model = build_model(dict({"kind": "mix"}, **config), len(table), streams, 28, b"", token_bytes=table)
     started = time.perf_counter()
     payload, _ = encoding.encode_with_cost(model, tokens, streams, 28)
-    return len(payload), time.perf_counter() - started, model.contexts
+    return len(payload), time.perf_counter() - started, model
 
 
 def leave_out(table: list, tokens: np.ndarray, config: dict, streams: int) -> None:
     """One line per context: the payload without it against the payload with every context of
     the config (a context left out takes its embedding in the online network with it)."""
-    full, seconds, rows = code(table, tokens, config, streams)
-    without = list(config.get("without", mixing_model.MixConfig.without))
+    full, seconds, model = code(table, tokens, config, streams)
+    without = list(model.config.without)  # the kind's default where the config names none
     print(f"| context left out | salt | payload (B) | Δ (B) | seconds |\n|---|---:|---:|---:|---:|\n| none | – | {full:,} | – | {seconds:.1f} |", flush=True)
-    table_rows = [row for row in rows[1:] if not row[0].startswith("match ")]  # order 0 stays; match models are config
-    for name, salt, _ in table_rows:
+    for name, salt, _ in context_table(model.config, streams, 0)[1:]:  # order 0 stays; the match rows come with match_lengths
         size, seconds, _ = code(table, tokens, dict(config, without=without + [salt]), streams)
         print(f"| {name} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
 
