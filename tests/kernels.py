@@ -54,12 +54,12 @@ def learn_map(maps, i, bit, limit, times):
 
 
 @numba.njit
-def train_mixer(weights, uses, inputs, bits, rate):
+def train_mixer(weights, inputs, bits, rate):
     """Mix and learn each row of inputs with its bit; return the last probability."""
     p = 0
     for i in range(len(bits)):
         p = squash_of(mix_dot(weights, 0, inputs[i]))
-        mix_learn(weights, uses, 0, inputs[i], p, bits[i], rate)
+        mix_learn(weights, 0, inputs[i], p, bits[i], rate)
     return p
 
 

@@ -1,6 +1,7 @@
 """The online context-mixing model: exact round trips, the text state it conditions on, its
 learners alone, and real learning."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -217,18 +218,19 @@ def test_a_context_keeps_its_bucket_and_the_least_used_of_its_set_is_replaced():
     def context(bucket: int, check: int) -> np.uint64:
         return np.uint64(bucket << (64 - bits) | check << 16)
 
+    least = WAYS - 2  # the context that sees least
     owners = []
     for i in range(WAYS):
-        owners.append(kernels.claim(buckets, context(3, 0x1000 + i), bits))
-        for _ in range(i + 2 if i != 5 else 1):  # the sixth context sees least
+        owners.append(kernels.claim(buckets, context(WAYS - 1, 0x1000 + i), bits))
+        for _ in range(i + 2 if i != least else 1):
             kernels.count(buckets, owners[-1] + 1, 1, 255)
-    assert owners[0] == 3 * BUCKET_WORDS and buckets[owners[0]] == 0x1000  # its own bucket first
+    assert owners[0] == (WAYS - 1) * BUCKET_WORDS and buckets[owners[0]] == 0x1000  # its own bucket first
     assert sorted(owners) == [k * BUCKET_WORDS for k in range(WAYS)]  # then the set's unused ones, never the other set's
-    assert kernels.claim(buckets, context(3, 0x1001), bits) == owners[1]  # found again, counts kept
+    assert kernels.claim(buckets, context(WAYS - 1, 0x1001), bits) == owners[1]  # found again, counts kept
     assert buckets[owners[1] + 1] >> 12 & 0xFFF == 3
-    assert kernels.claim(buckets, context(6, 0x2000), bits) == owners[5]  # a new one replaces the least used, cleared
-    assert buckets[owners[5]] == 0x2000 and not buckets[owners[5] + 1 : owners[5] + BUCKET_WORDS].any()
-    assert all(kernels.claim(buckets, context(3, 0x1000 + i), bits) == owners[i] for i in range(WAYS) if i != 5)
+    assert kernels.claim(buckets, context(0, 0x2000), bits) == owners[least]  # a new one (same set) replaces the least used, cleared
+    assert buckets[owners[least]] == 0x2000 and not buckets[owners[least] + 1 : owners[least] + BUCKET_WORDS].any()
+    assert all(kernels.claim(buckets, context(WAYS - 1, 0x1000 + i), bits) == owners[i] for i in range(WAYS) if i != least)
 
 
 def test_counts_are_halved_past_the_limit_and_remember_the_last_bits():
@@ -262,9 +264,9 @@ def test_a_mixer_learns_to_trust_the_input_that_is_right():
     right = np.where(bits == 1, 600, -600)  # a confident, correct input
     noise = rng.integers(-600, 601, size=3000)
     inputs = np.stack([right, noise, np.full(3000, 256)], axis=1).astype(np.int32)
-    weights, uses = new_mixer(1, 3)
-    kernels.train_mixer(weights, uses, inputs, bits, 20)
-    assert weights[0, 0] > 4 * abs(weights[0, 1]) and uses[0] == 3000
+    weights = new_mixer(1, 3)
+    kernels.train_mixer(weights, inputs, bits, 20)
+    assert weights[0, 0] > 4 * abs(weights[0, 1]) and weights[0, 3] == 3000  # after the weights: the row's uses
 
 
 def test_binary_decisions_round_trip_through_the_coder_step():
@@ -306,26 +308,36 @@ def test_repeats_cost_little(text_sample):
     assert len(round_trip(thrice, 256, 1, **SMALL)) < 1.25 * len(round_trip(once, 256, 1, **SMALL))
 
 
+EVERY_CONTEXT = MixConfig(  # every context of the table (the default leaves some out)
+    orders=(1, 2, 3, 4),
+    sparse=((1,), (2,), (1, 2)),
+    byte_contexts=((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4)),
+    without=(),
+)
+
+
 def test_the_context_and_selector_tables_are_pinned():
     """Names, salts and parts of every context and the mixer selectors are archive format:
     a change here must come with a new format version (and this pin)."""
-    everything = MixConfig(orders=(1, 2, 3, 4), without=())
+    everything = EVERY_CONTEXT
     matches = len(everything.match_lengths) + len(everything.local_match_lengths)
     rows = context_table(everything, 1, matches)
     assert len({salt for _, salt, _ in rows}) == len(rows) == 49  # one salt per context
     assert len(context_table(everything, 2, matches)) == 53  # + the 4 local contexts with several streams
     table = json.dumps([rows, selector_table(everything), list(FINAL_LAYER), ONLINE_SALTS])
     assert hashlib.sha256(table.encode()).hexdigest()[:16] == "77f789c633afb8b2"
-    assert MixConfig().orders == (3, 4) and MixConfig().without == (200, 300, 301, 1101, 961, 302)  # the default leaves these out
+    default = MixConfig()  # the default leaves these out
+    assert default.orders == (3, 4) and default.without == (200, 300, 301, 1101, 961, 302, 800, 600)
+    assert default.sparse == EVERY_CONTEXT.sparse[:2] and default.byte_contexts == tuple(c for c in EVERY_CONTEXT.byte_contexts if c != (0, 8))
 
 
 def test_without_leaves_out_exactly_the_contexts_named():
     """`without` drops those rows and keeps the others in their order (the match models'
     contexts come with the match models); the online network embeds only contexts present."""
-    everything = context_table(MixConfig(orders=(1, 2, 3, 4), without=()), 1, 4)
-    rows = context_table(MixConfig(orders=(1, 2, 3, 4), without=(1001, 302)), 1, 4)
+    everything = context_table(EVERY_CONTEXT, 1, 4)
+    rows = context_table(dataclasses.replace(EVERY_CONTEXT, without=(1001, 302)), 1, 4)
     assert rows == [row for row in everything if row[1] not in (1001, 302)]
-    model = ContextMixingModel(256, 1, 28, MixConfig(table_bits=12, orders=(1, 2, 3, 4), without=(1001, 302), online_hidden=4, online_table_bits=8))
+    model = ContextMixingModel(256, 1, 28, dataclasses.replace(EVERY_CONTEXT, table_bits=12, without=(1001, 302), online_hidden=4, online_table_bits=8))
     embedded = [model.contexts[i][1] for i in model.state.online_contexts]
     assert embedded == [salt for _, salt, _ in rows if salt in ONLINE_SALTS] and 1001 not in embedded
 
@@ -334,7 +346,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "b68d69e1d59e2760"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "d202c24af4745789"
 
 
 def test_a_changed_payload_is_refused():

@@ -4,7 +4,7 @@ uint32 array. Integer arithmetic only (see jit.py for the typing rules).
 A context is hashed once per group of GROUP_BITS decisions into a bucket of 8 uint32 words,
 one cache line half: word 0 holds a 32-bit check of the context that owns it, words 1-7 the
 count cells of the group's 7 tree nodes (1: the group's first decision, 2-3: its second, 4-7:
-its third). A context takes the bucket of its set of WAYS (8 buckets, 256 bytes in a row) that
+its third). A context takes the bucket of its set of WAYS (4 buckets, 128 bytes in a row) that
 holds its check, else the set's bucket whose first cell has seen fewest bits, cleared. A cell:
 n0 (bits 0-11), n1 (bits 12-23), the last HISTORY bits seen (24-26, newest lowest); counts are
 halved when their sum passes the limit, so old news fades. A cell's state (cell_state) is what
@@ -19,7 +19,7 @@ from .jit import I, kernel
 from .mixing import U
 
 GROUP_BITS = 3  # decisions per bucket
-WAYS = 8  # the buckets a hash may take: 256 bytes, four cache lines (2 ways: +0.18% on enwik6, 4: +0.04%)
+WAYS = 4  # the buckets a hash may take: 128 bytes, two cache lines (8 ways: -0.02% on enwik6 but 4 lines to load per context and group; 2: +0.18%)
 BUCKET_WORDS = 8  # check + 7 cells: 32 bytes
 SET_WORDS = WAYS * BUCKET_WORDS
 CELL_MASK = (1 << 12) - 1  # n0 and n1 are 12 bits each

@@ -58,17 +58,17 @@ def map_learn(maps, i, bit, limit):
 # ---- mixers -------------------------------------------------------------------------------
 
 
-def new_mixer(n_sets: int, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, uses): a weight vector per set, each weight stored as its change from
-    start_weight, so the arrays start as zeros, which the OS maps lazily: the memory of a
-    selector's sets that never occur is never touched (mixers are the biggest state after
-    the count table). Not np.zeros: numpy asks for 2 MiB pages on large arrays, and a page is
-    zeroed and held whole when any of it is touched; an mmap is mapped 4 KiB at a time
-    (decoding enwik6: peak RSS 872 MiB, not 994). Unix maps it shared: a process forked after
-    the model is made would share the weights with its parent (restore --jobs builds each
-    shard's model inside its worker, after the fork)."""
-    weights = np.frombuffer(mmap.mmap(-1, 4 * n_sets * n_inputs), dtype=np.int32).reshape(n_sets, n_inputs)
-    return weights, np.zeros(n_sets, dtype=np.int32)
+def new_mixer(n_sets: int, n_inputs: int) -> np.ndarray:
+    """A weight vector per set, and after it the set's uses (the learning rate's schedule:
+    one row, so that the count comes into cache with the weights). Each weight is stored as
+    its change from start_weight, so the array starts as zeros, which the OS maps lazily: the
+    memory of a selector's sets that never occur is never touched (mixers are the biggest
+    state after the count table). Not np.zeros: numpy asks for 2 MiB pages on large arrays,
+    and a page is zeroed and held whole when any of it is touched; an mmap is mapped 4 KiB
+    at a time (decoding enwik6: peak RSS 872 MiB, not 994). Unix maps it shared: a process
+    forked after the model is made would share the weights with its parent (restore --jobs
+    builds each shard's model inside its worker, after the fork)."""
+    return np.frombuffer(mmap.mmap(-1, 4 * n_sets * (n_inputs + 1)), dtype=np.int32).reshape(n_sets, n_inputs + 1)
 
 
 @kernel
@@ -87,13 +87,13 @@ def mix_dot(weights, row, inputs):
 
 
 @kernel
-def mix_learn(weights, uses, row, inputs, p, bit, learning_rate):
+def mix_learn(weights, row, inputs, p, bit, learning_rate):
     """A gradient step on coding cost; a vector used few times steps up to 1 + YOUNG_BOOST
     times as far (rare sets learn faster: -0.17% on the first half of enwik6). Steps are
     rounded to nearest, not down (down biased every weight: +0.04% on enwik6)."""
-    used = I(uses[row])
+    used = I(weights[row, len(inputs)])
     rate = learning_rate + learning_rate * YOUNG_BOOST * YOUNG_USES // (used + YOUNG_USES)
-    uses[row] = min(used + 1, MAX_USES)
+    weights[row, len(inputs)] = min(used + 1, MAX_USES)
     error = ((bit << PROB_BITS) - p) * rate
     start = start_weight(inputs)
     for i in range(len(inputs)):

@@ -72,17 +72,19 @@ class MixConfig:
 
     kind: str = "mix"
     orders: tuple = (3, 4)  # token context orders (order 0 is always there; 1 and 2 gain nothing beside the others: format 14)
-    sparse: tuple = ((1,), (2,), (1, 2))  # token contexts that skip tokens: offsets back, 0 = the last token
-    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4))  # (skip, n): n bytes of text, skip bytes back
+    sparse: tuple = ((1,), (2,))  # token contexts that skip tokens: offsets back, 0 = the last token ((1, 2): see without)
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (2, 2), (3, 3), (4, 4))  # (skip, n): n bytes of text, skip bytes back ((0, 8): see without)
     word: bool = True  # contexts of the current word, with the word before it, with the last token
     lines: bool = True  # column contexts: the column with the last byte / the word; the byte above; the line's first byte
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
-    without: tuple = (200, 300, 301, 1101, 961, 302)  # contexts of the groups above left out, by salt (contexts.py): the word,
-    # column with last byte / word, the last two tokens' followers, two words before, the byte above; beside the others each
-    # gains nothing, and with orders 1 and 2 they are -112 B and ~17% of the coding time on enwik6
-    # (benchmarks/results/context_leave_out_format14_2026-12-04.md)
+    without: tuple = (200, 300, 301, 1101, 961, 302, 800, 600)  # contexts of the groups above left out, by salt (contexts.py):
+    # the word, column with last byte / word, the last two tokens' followers, two words before, the byte above (beside the
+    # others each gains nothing; with orders 1 and 2: -112 B and ~17% of the coding time on enwik6, format 14); the mark with
+    # the last byte (and the word before the mark), and out of sparse and byte_contexts tokens 1-2 back and 8 bytes of text
+    # (+68 B, ~5% of the coding time: format 15; benchmarks/results/context_leave_out_format14_2026-12-04.md,
+    # speed_format15_2026-12-05.md)
     table_bits: int = 26  # count cells in the shared hashed table: 2**table_bits (4 bytes each: 256 MiB)
     count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share

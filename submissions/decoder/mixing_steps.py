@@ -36,7 +36,7 @@ UNSEEN = 256  # a context's second input while it has seen nothing (its first is
 
 MixState = namedtuple(
     "MixState",
-    " ".join(SharedState._fields) + " buckets maps weights uses sel_fact sel_by_node sel_offset final_weights final_uses final_fact final_offset"
+    " ".join(SharedState._fields) + " buckets maps weights sel_fact sel_by_node sel_offset final_weights final_fact final_offset"
     " run_maps match_maps bucket_at state_at inputs sets mixed final_inputs final_sets final_p match_alive",
 )
 
@@ -67,18 +67,16 @@ class ContextMixingModel(ContextMixingBase):
         self.by_node = by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
         final_sets = [(self.vocab_size + 1 if size is None else size) * n_bits for _, _, size, _ in FINAL_LAYER]
-        weights, uses = new_mixer(sum(sets), n_inputs)
-        final_weights, final_uses = new_mixer(sum(final_sets), len(selectors) + 1)
+        weights = new_mixer(sum(sets), n_inputs)
+        final_weights = new_mixer(sum(final_sets), len(selectors) + 1)
         return dict(
             buckets=np.zeros(1 << config.table_bits, dtype=np.uint32),
             maps=new_state_maps(n_contexts * CELL_STATES),
             weights=weights,
-            uses=uses,
             sel_fact=np.array([fact for _, fact, _, _ in selectors], dtype=np.int64),
             sel_by_node=np.array(by_node, dtype=np.int64),
             sel_offset=np.cumsum([0] + sets[:-1]).astype(np.int64),
             final_weights=final_weights,
-            final_uses=final_uses,
             final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
             final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
             run_maps=new_state_maps(n_contexts * RUN_CLASSES * n_bits),  # P(the run's bit) by (context, length, depth)
@@ -228,9 +226,9 @@ def learn_bit(s, depth, node, bit):
     rate = s.params[RATE]
     final_rate = rate // FINAL_RATE_DIVISOR
     for i in range(len(s.sets)):
-        mix_learn(s.weights, s.uses, s.sets[i], s.inputs, s.mixed[i], bit, rate)
+        mix_learn(s.weights, s.sets[i], s.inputs, s.mixed[i], bit, rate)
     for j in range(len(s.final_sets)):
-        mix_learn(s.final_weights, s.final_uses, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
+        mix_learn(s.final_weights, s.final_sets[j], s.final_inputs, s.final_p[j], bit, final_rate)
     refiners_learn(s, bit)
 
 

@@ -66,6 +66,8 @@ class OnlineConfig(MixConfig):
 
     kind: str = "online"
     orders: tuple = (1, 2, 3, 4)  # with every context of the table (the defaults below were measured with all of them)
+    sparse: tuple = ((1,), (2,), (1, 2))
+    byte_contexts: tuple = ((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4))
     without: tuple = ()
     table_bits: int = 10  # the count table stays unused: the smallest the config allows
     online_hidden: int = 16  # with the direct connections and guesses, fewer units do better (8: +0.19%, 32: +0.10% on enwik6)
@@ -80,7 +82,7 @@ class OnlineConfig(MixConfig):
 DirectState = namedtuple(
     "DirectState",
     "direct_params direct direct_at direct_value direct_scale guess_weights guess_uses guess_at guess_sign direct_row"
-    " blend_weights blend_uses blend_inputs blend_at",
+    " blend_weights blend_inputs blend_at",
 )
 
 
@@ -92,7 +94,7 @@ class OnlineModel(ContextMixingBase):
     def __init__(self, vocab_size: int, n_streams: int, prob_bits: int, config: OnlineConfig = OnlineConfig(), token_bytes=None):
         super().__init__(vocab_size, n_streams, prob_bits, config, token_bytes=token_bytes)
         n_contexts, n_guesses = len(self.contexts), len(self.contexts) + len(self.state.match_lengths)  # a run per context, the match models
-        blend_weights, blend_uses = new_mixer(1 << self.n_bits, BLEND_INPUTS)  # a weight set per node
+        blend_weights = new_mixer(1 << self.n_bits, BLEND_INPUTS)  # a weight set per node
         self.direct = DirectState(  # from a dict(): archive.shortened then shortens the field names
             **dict(
                 direct_params=np.array([config.direct_rate, config.scale_shift, config.direct_bits, config.guess_rate], dtype=np.int64),
@@ -106,7 +108,6 @@ class OnlineModel(ContextMixingBase):
                 guess_at=np.zeros(n_guesses, dtype=np.int64),
                 guess_sign=np.zeros(n_guesses, dtype=np.int64),
                 blend_weights=blend_weights,
-                blend_uses=blend_uses,
                 blend_inputs=np.zeros(BLEND_INPUTS, dtype=np.int32),
                 blend_at=np.zeros(2, dtype=np.int64),  # the weight set in use, its probability
             )
@@ -148,7 +149,7 @@ def code_alone(s, d, coder, window, lengths, t0):
                 bit = 0 if decoding else token >> below & 1
                 bit = code_bit(coder, b, ((PROB_ONE << FINE_BITS) - p) << (prob_bits - PROB_BITS - FINE_BITS), bit)
                 refiners_learn(s, bit)
-                mix_learn(d.blend_weights, d.blend_uses, d.blend_at[0], d.blend_inputs, d.blend_at[1], bit, BLEND_RATE)
+                mix_learn(d.blend_weights, d.blend_at[0], d.blend_inputs, d.blend_at[1], bit, BLEND_RATE)
                 direct_learn(s, d, depth, bit)
                 online_learn_bit(s, node, depth, bit)
                 node = 2 * node + bit
