@@ -11,8 +11,7 @@ from .contexts import LAST_BYTE, LAST_TOKEN, LINE_HEAD, MARK, MATCH_CLASS, NESTI
 # vector per value and tree node (by node, while that stays below NODE_SETS vectors) or per
 # value and depth
 NODE_SETS = 1 << 19
-FIRST_LAYER = (
-    ("match length", MATCH_CLASS, 16, False),
+FIRST_LAYER = (  # (format 15: none by match length: +4 B on enwik6, and 6% of the coding time)
     ("contexts seen", SEEN_CLASS, 128, False),
     ("last byte", LAST_BYTE, 256, False),
     ("node", ZERO, 1, True),
