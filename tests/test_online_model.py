@@ -10,6 +10,7 @@ from test_mixing_model import PROB_BITS, model
 
 from submissions.decoder import encoding
 from submissions.decoder.contexts import ONLINE_SALTS, WORD_CONTEXTS, context_table
+from submissions.decoder.online_alone import OnlineConfig
 
 
 def test_the_network_alone_learns_a_repeated_pattern():
@@ -37,7 +38,8 @@ def test_without_the_network_its_arrays_are_empty():
 
 def test_it_embeds_the_listed_contexts_the_model_has():
     """ONLINE_SALTS names contexts by salt; those a config turns off are left out."""
-    m = model(256, 1, table_bits=12, word=False, orders=(1, 2, 3, 4), without=())
+    every = OnlineConfig()  # every context of the table
+    m = model(256, 1, table_bits=12, word=False, orders=every.orders, sparse=every.sparse, byte_contexts=every.byte_contexts, without=())
     salts = [salt for _, salt, _ in context_table(m.config, 1, 3)]
     embedded = sorted(salts[i] for i in m.state.online_contexts)
     word_salts = {salt for _, salt, _ in WORD_CONTEXTS} & set(ONLINE_SALTS)
