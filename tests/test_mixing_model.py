@@ -35,6 +35,7 @@ from submissions.decoder.match_model import CLASS, LENGTH, PREDICTED
 from submissions.decoder.counts import BUCKET_WORDS, WAYS
 from submissions.decoder.mixing import MAP_LIMIT, new_mixer, new_state_maps
 from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.online_alone import OnlineConfig
 from submissions.decoder.mixing_steps import ContextMixingModel
 from submissions.decoder.selectors import FINAL_LAYER, selector_table
 
@@ -308,11 +309,11 @@ def test_repeats_cost_little(text_sample):
     assert len(round_trip(thrice, 256, 1, **SMALL)) < 1.25 * len(round_trip(once, 256, 1, **SMALL))
 
 
-EVERY_CONTEXT = MixConfig(  # every context of the table (the default leaves some out)
-    orders=(1, 2, 3, 4),
-    sparse=((1,), (2,), (1, 2)),
-    byte_contexts=((0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 8), (2, 2), (3, 3), (4, 4)),
-    without=(),
+EVERY_CONTEXT = MixConfig(  # every context of the table (the mix default leaves some out; the online kind keeps all)
+    orders=OnlineConfig.orders,
+    sparse=OnlineConfig.sparse,
+    byte_contexts=OnlineConfig.byte_contexts,
+    without=OnlineConfig.without,
 )
 
 
