@@ -14,6 +14,7 @@ from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
+from pipeline.tree_order import leading_bytes, relabel, tree_order
 from submissions.archive import archive_parts, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
@@ -22,6 +23,7 @@ from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
 from submissions.fileio import check_output, claim_output, files_of
 from tokenizer import load_tokenizer
+from tokenizer.table import pack_table
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,14 @@ def pack(
 def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards) -> PackResult | None:
     world = launched_world()
     tokenizer = load_tokenizer(proto)
-    table_blob = tokenizer.table_blob()
     model_header, weights, export_record = _model_of(run, config)
-    if world.is_main:  # every artifact from one consistent run, and ids that give back the data
+    if world.is_main:  # every artifact from one consistent run
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
         check_model(run, config, record["tokens_sha256"], export_record)
+    tokens, table = _coding_ids(config, tokenizer, tokens)
+    table_blob = pack_table(table)
+    if world.is_main:  # ids that give back the data, through the table the archive carries
         check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
     n_shards = shards or config.coder.shards
     if n_shards < 1:
@@ -96,7 +100,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def new_model(n_streams: int):
-        return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=tokenizer.table)
+        return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=table)
 
     binary = getattr(model_class(model_header["kind"]), "binary", False)
     block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer.vocab_size))
@@ -136,10 +140,21 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
-    points = file_curve(shards_coded, tokens, token_lengths(tokenizer.table))
+    points = file_curve(shards_coded, tokens, token_lengths(table))
     parts = archive_parts(out)
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+
+
+def _coding_ids(config, tokenizer, tokens) -> tuple[np.ndarray, list[bytes]]:
+    """(tokens, id -> bytes table) as the archive numbers them: in tree order for the binary
+    models (pipeline/tree_order.py), unless a neural model trained on the tokenizer's ids is in
+    it or the config turns it off; else the tokenizer's own."""
+    binary = getattr(model_class(config.model.kind), "binary", False)
+    if not (config.coder.tree_order and binary and config.neural_model() is None):
+        return tokens, tokenizer.table
+    order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table))
+    return relabel(tokens, tokenizer.table, order)
 
 
 def _versions() -> dict:

@@ -1,0 +1,184 @@
+"""The order of token ids in the binary coding tree: which tokens share its upper decisions.
+
+The binary models (`--model mix`, `--model online`) code a token as the bits of its id, most
+significant first: each decision of the tree is a question about a group of tokens, and every
+context learns its answer at every node. With ids in byte order (the tokenizer's), a node groups
+tokens by their first bytes. Grouped instead by the contexts they follow, the upper decisions
+become questions like "a word-starting piece or markup?", which a context answers well from few
+occurrences: enwik6's mix payload is 0.34% smaller (benchmarks/results/tree_order_2026-12-05.md).
+
+The encoder chooses the order from the file, top-down: each node's ids are split between its two
+children (sizes fixed by the tree) so that the decision's adaptive (Krichevsky-Trofimov) code
+length under the contexts of the last 1, 2 and 3 tokens is small, by swapping ids between the
+children from the byte-order split while a swap lowers it. Within a child the ids stay in byte
+order, so the tokenizer table, stored in the new order, still front-codes well (+~100 B on
+enwik6). The archive stores nothing else: its table is in tree order, so the decoder is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+ORDERS = (1, 2, 3)  # the contexts the split's code length is measured under: the last 1, 2, 3 tokens
+FIT_TOKENS = 1 << 22  # the order is fitted on the first 4M tokens at most (time and memory stay bounded)
+CANDIDATES = 32  # per child, the ids whose moves gain most are tried in pairs
+MAX_SWAPS_PER_ID = 4  # a split stops after this many swaps per id in it, should it not converge
+
+
+def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0) -> np.ndarray:
+    """order[new id] = old id: ids grouped in the binary tree by the contexts they follow; ids
+    below `pinned` keep their place (the table stores its leading single bytes implicitly)."""
+    tokens = np.asarray(tokens, dtype=np.int64)[:FIT_TOKENS]
+    order = np.arange(vocab_size, dtype=np.int64)
+    if len(tokens) <= max(ORDERS) or vocab_size < 4:
+        return order
+    starts, contexts, counts = _context_counts(tokens, vocab_size)
+    n_bits = (vocab_size - 1).bit_length()
+    table = _code_length_table(len(tokens) + 1)  # no context follows more tokens than there are
+    n_contexts = int(contexts.max()) + 1 if len(contexts) else 1
+    _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, CANDIDATES, MAX_SWAPS_PER_ID)
+    return order
+
+
+def leading_bytes(table: list[bytes]) -> int:
+    """How many entries at the table's start are the single bytes 0, 1, 2, ... (pinned: the
+    table stores them implicitly, tokens.py)."""
+    k = 0
+    while k < min(len(table), 256) and table[k] == bytes([k]):
+        k += 1
+    return k
+
+
+def relabel(tokens: np.ndarray, table: list[bytes], order: np.ndarray, block: int = 1 << 22) -> tuple[np.ndarray, list[bytes]]:
+    """The tokens (a new array, filled a block at a time: the input may be a memory map) and the
+    id -> bytes table with id order[i] renamed i."""
+    new_id = np.empty(len(order), dtype=np.int64)
+    new_id[order] = np.arange(len(order))
+    out = np.empty(len(tokens), dtype=np.asarray(tokens[:0]).dtype)
+    for begin in range(0, len(tokens), block):
+        out[begin : begin + block] = new_id[np.asarray(tokens[begin : begin + block], dtype=np.int64)]
+    return out, [table[i] for i in order]
+
+
+def _context_counts(tokens: np.ndarray, vocab_size: int):
+    """Per token id, the contexts (of every order) it followed and how often, as CSR arrays
+    (starts, contexts, counts); only contexts seen twice or more (one occurrence costs the same
+    on either side of any split)."""
+    keys, nexts = [], []
+    for k in ORDERS:
+        key = np.full(len(tokens) - k, k, dtype=np.int64)
+        for j in range(k):  # the k tokens before, as one number (vocab_size**3 fits int64 for any vocab we allow)
+            key = key * vocab_size + tokens[j : len(tokens) - k + j]
+        keys.append(key * 4 + k)
+        nexts.append(tokens[k:])
+    key, nxt = np.concatenate(keys), np.concatenate(nexts)
+    context_ids, context = np.unique(key, return_inverse=True)
+    seen = np.bincount(context, minlength=len(context_ids))
+    kept = seen[context] >= 2
+    context, nxt = context[kept], nxt[kept]
+    context = np.unique(context, return_inverse=True)[1]  # renumbered 0..C-1
+    pair, count = np.unique(nxt * (int(context.max()) + 1 if len(context) else 1) + context, return_counts=True)
+    n_contexts = int(context.max()) + 1 if len(context) else 1
+    token_of, contexts = pair // n_contexts, pair % n_contexts
+    starts = np.searchsorted(token_of, np.arange(vocab_size + 1)).astype(np.int64)
+    return starts, contexts.astype(np.int64), count.astype(np.int64)
+
+
+def _code_length_table(n: int) -> np.ndarray:
+    """(lgamma(k + 1), lgamma(k + 1/2)) for k < n: a decision's KT code length in nats, given a
+    zeros and b ones, is lgamma(a + b + 1) - lgamma(a + 1/2) - lgamma(b + 1/2) + a constant."""
+    return np.array([[math.lgamma(k + 1) for k in range(n)], [math.lgamma(k + 0.5) for k in range(n)]])
+
+
+@numba.njit(cache=True)
+def _cost(table, a, b):
+    return table[0, a + b] - table[1, a] - table[1, b]
+
+
+@numba.njit(cache=True)
+def _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, candidates, max_swaps_per_id):
+    """Every node of the tree, top-down: its ids split between its children by _split."""
+    vocab = len(order)
+    a = np.zeros(n_contexts, dtype=np.int64)
+    b = np.zeros(n_contexts, dtype=np.int64)
+    scratch = np.zeros(n_contexts, dtype=np.int64)
+    for depth in range(n_bits):
+        width = 1 << (n_bits - depth)
+        for low in range(0, vocab, width):
+            high = min(low + width, vocab)
+            left = min(width // 2, high - low)
+            if left == 0 or left == high - low:
+                continue
+            _split(order, low, low + left, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates, max_swaps_per_id)
+
+
+@numba.njit(cache=True)
+def _split(order, low, middle, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates, max_swaps_per_id):
+    """Swap ids between order[low:middle] (the 0 child) and order[middle:high] (the 1 child)
+    while a swap lowers the split's code length; then sort each child's ids."""
+    ids = order[low:high]
+    n, left = high - low, middle - low
+    in_left = np.zeros(n, dtype=np.bool_)
+    in_left[:left] = True
+    for i in range(n):
+        t = ids[i]
+        for k in range(starts[t], starts[t + 1]):
+            if in_left[i]:
+                a[contexts[k]] += counts[k]
+            else:
+                b[contexts[k]] += counts[k]
+    delta = np.zeros(n)
+    for _ in range(max_swaps_per_id * n):
+        for i in range(n):  # each id's move to the other child, alone
+            t, d = ids[i], 0.0
+            for k in range(starts[t], starts[t + 1]):
+                c, m = contexts[k], counts[k]
+                if in_left[i]:
+                    d += _cost(table, a[c] - m, b[c] + m) - _cost(table, a[c], b[c])
+                else:
+                    d += _cost(table, a[c] + m, b[c] - m) - _cost(table, a[c], b[c])
+            delta[i] = d
+        lefts, rights = _best(delta, in_left, ids >= pinned, True, candidates), _best(delta, in_left, ids >= pinned, False, candidates)
+        best, best_i, best_j = -1e-9, -1, -1
+        for i in lefts:
+            ti = ids[i]
+            for k in range(starts[ti], starts[ti + 1]):
+                scratch[contexts[k]] = counts[k]
+            for j in rights:
+                tj, d = ids[j], delta[i] + delta[j]
+                for k in range(starts[tj], starts[tj + 1]):  # contexts both follow: the moves interact
+                    c, mj = contexts[k], counts[k]
+                    mi = scratch[c]
+                    if mi:
+                        d += _cost(table, a[c] - mi + mj, b[c] + mi - mj) - _cost(table, a[c] - mi, b[c] + mi)
+                        d += _cost(table, a[c], b[c]) - _cost(table, a[c] + mj, b[c] - mj)
+                if d < best:
+                    best, best_i, best_j = d, i, j
+            for k in range(starts[ti], starts[ti + 1]):
+                scratch[contexts[k]] = 0
+        if best_i < 0:
+            break
+        for i, sign in ((best_i, -1), (best_j, 1)):
+            t = ids[i]
+            for k in range(starts[t], starts[t + 1]):
+                a[contexts[k]] += sign * counts[k]
+                b[contexts[k]] -= sign * counts[k]
+        in_left[best_i], in_left[best_j] = False, True
+    for i in range(n):  # clear the counts for the next split
+        t = ids[i]
+        for k in range(starts[t], starts[t + 1]):
+            a[contexts[k]] = 0
+            b[contexts[k]] = 0
+    chosen = np.concatenate((np.sort(ids[in_left]), np.sort(ids[~in_left])))
+    order[low:high] = chosen
+
+
+@numba.njit(cache=True)
+def _best(delta, in_left, movable, side, candidates):
+    """The indices of up to `candidates` movable ids of one child whose moves gain most."""
+    index = np.nonzero((in_left == side) & movable)[0]
+    ranked = index[np.argsort(delta[index], kind="mergesort")]
+    return ranked[:candidates]
