@@ -59,6 +59,7 @@ def pack(
     backend: str | None = None,
     device: str | None = None,
     shards: int | None = None,
+    tree_order: bool | None = None,
 ) -> PackResult | None:
     """Encode the run's tokens with its model; `backend`/`device` choose where a neural model
     runs while encoding (numpy, torch on CPU or CUDA), which never changes the archive bytes.
@@ -66,20 +67,21 @@ def pack(
     shards (default: the run's coder config): contiguous pieces coded independently. Launched
     by torchrun, every process codes its share of the shards (shard i goes to rank i % world)
     and rank 0 writes the archive: the bytes depend on the shard count, never on the number
-    of processes. Returns None in the processes other than rank 0."""
+    of processes. tree_order (default: the run's coder config, off) numbers tokens in tree order
+    for the binary models (pipeline/tree_order.py). Returns None in the processes other than rank 0."""
     run, out = Path(run), Path(out)
     config, source, proto, tokens = load_run(run)  # tokens: a memory map
     if not launched_world().is_main:
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order)
     # no output may be an input: the data (by any name), the run's files; the lock is held
     # through the encode, so a second pack to the same output is refused, not raced
     inputs = [Path(source.path), *([Path(data_path)] if data_path else []), *files_of(run)]
     check_output(curve_path(out), True, inputs)  # the loss curve beside the archive (derived: replaced freely)
     with claim_output(out, force, inputs):
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order)
 
 
-def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards) -> PackResult | None:
+def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order) -> PackResult | None:
     world = launched_world()
     tokenizer = load_tokenizer(proto)
     model_header, weights, export_record = _model_of(run, config)
@@ -87,7 +89,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
         check_model(run, config, record["tokens_sha256"], export_record)
-    tokens, table = _coding_ids(config, tokenizer, tokens)
+    tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order)
     table_blob = pack_table(table)
     if world.is_main:  # ids that give back the data, through the table the archive carries
         check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
@@ -120,8 +122,10 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         return None
     coded = {i: result for part in everyone for i, result in part.items()}
     payload = b"".join(coded[i][0] for i in range(len(sizes)))
+    made_with = config.to_dict()
+    made_with["coder"]["tree_order"] = ordered  # what was done, whatever the run's config said
     header = make_header(
-        config.to_dict(),
+        made_with,
         model_header,
         original={"size": source.size, "sha256": source.sha256},
         coding={
@@ -146,15 +150,15 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
-def _coding_ids(config, tokenizer, tokens) -> tuple[np.ndarray, list[bytes]]:
-    """(tokens, id -> bytes table) as the archive numbers them: in tree order for the binary
-    models (pipeline/tree_order.py), unless a neural model trained on the tokenizer's ids is in
-    it or the config turns it off; else the tokenizer's own."""
+def _coding_ids(config, tokenizer, tokens, ordered: bool) -> tuple[np.ndarray, list[bytes], bool]:
+    """(tokens, id -> bytes table, in tree order?) as the archive numbers them: if ordered, in
+    tree order for the binary models (pipeline/tree_order.py), unless a neural model trained on
+    the tokenizer's ids is in it; else the tokenizer's own."""
     binary = getattr(model_class(config.model.kind), "binary", False)
-    if not (config.coder.tree_order and binary and config.neural_model() is None):
-        return tokens, tokenizer.table
+    if not (ordered and binary and config.neural_model() is None):
+        return tokens, tokenizer.table, False
     order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table))
-    return relabel(tokens, tokenizer.table, order)
+    return *relabel(tokens, tokenizer.table, order), True
 
 
 def _versions() -> dict:

@@ -4,15 +4,17 @@ The binary models (`--model mix`, `--model online`) code a token as the bits of 
 significant first: each decision of the tree is a question about a group of tokens, and every
 context learns its answer at every node. With ids in byte order (the tokenizer's), a node groups
 tokens by their first bytes. Grouped instead by the contexts they follow, the upper decisions
-become questions like "a word-starting piece or markup?", which a context answers well from few
-occurrences: enwik6's mix payload is 0.34% smaller (benchmarks/results/tree_order_2026-12-05.md).
+become questions like "a word-starting piece or markup?", which a context might answer from fewer
+occurrences. Measured (benchmarks/results/tree_order_2026-12-05.md), it is not a general gain:
+enwik6's mix payload is 0.33% smaller, but three other texts code 0.1-0.4% larger, so it is an
+opt-in of `pipeline pack` (--tree-order), not the default.
 
 The encoder chooses the order from the file, top-down: each node's ids are split between its two
 children (sizes fixed by the tree) so that the decision's adaptive (Krichevsky-Trofimov) code
 length under the contexts of the last 1, 2 and 3 tokens is small, by swapping ids between the
 children from the byte-order split while a swap lowers it. Within a child the ids stay in byte
-order, so the tokenizer table, stored in the new order, still front-codes well (+~100 B on
-enwik6). The archive stores nothing else: its table is in tree order, so the decoder is unchanged.
+order, so the tokenizer table, stored in the new order, still front-codes fairly well (+~100 B).
+The archive stores nothing else: its table is in tree order, so the decoder is unchanged.
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ import numpy as np
 ORDERS = (1, 2, 3)  # the contexts the split's code length is measured under: the last 1, 2, 3 tokens
 FIT_TOKENS = 1 << 22  # the order is fitted on the first 4M tokens at most (time and memory stay bounded)
 CANDIDATES = 32  # per child, the ids whose moves gain most are tried in pairs
-MAX_SWAPS_PER_ID = 4  # a split stops after this many swaps per id in it, should it not converge
 
 
 def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0) -> np.ndarray:
     """order[new id] = old id: ids grouped in the binary tree by the contexts they follow; ids
     below `pinned` keep their place (the table stores its leading single bytes implicitly)."""
-    tokens = np.asarray(tokens, dtype=np.int64)[:FIT_TOKENS]
+    tokens = np.asarray(tokens[:FIT_TOKENS], dtype=np.int64)
     order = np.arange(vocab_size, dtype=np.int64)
     if len(tokens) <= max(ORDERS) or vocab_size < 4:
         return order
@@ -39,7 +40,7 @@ def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0) -> np.ndarr
     n_bits = (vocab_size - 1).bit_length()
     table = _code_length_table(len(tokens) + 1)  # no context follows more tokens than there are
     n_contexts = int(contexts.max()) + 1 if len(contexts) else 1
-    _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, CANDIDATES, MAX_SWAPS_PER_ID)
+    _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, CANDIDATES)
     return order
 
 
@@ -99,7 +100,7 @@ def _cost(table, a, b):
 
 
 @numba.njit(cache=True)
-def _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, candidates, max_swaps_per_id):
+def _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, candidates):
     """Every node of the tree, top-down: its ids split between its children by _split."""
     vocab = len(order)
     a = np.zeros(n_contexts, dtype=np.int64)
@@ -112,68 +113,84 @@ def _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinne
             left = min(width // 2, high - low)
             if left == 0 or left == high - low:
                 continue
-            _split(order, low, low + left, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates, max_swaps_per_id)
+            _split(order, low, low + left, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates)
 
 
 @numba.njit(cache=True)
-def _split(order, low, middle, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates, max_swaps_per_id):
+def _split(order, low, middle, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates):
     """Swap ids between order[low:middle] (the 0 child) and order[middle:high] (the 1 child)
-    while a swap lowers the split's code length; then sort each child's ids."""
+    while a swap lowers the split's code length; then sort each child's ids. (A Kernighan-Lin
+    pass, taking losing swaps to reach better ones, lowered the code length but coded enwik6
+    +104 B larger: the greedy local optimum is kept.)"""
     ids = order[low:high]
     n, left = high - low, middle - low
     in_left = np.zeros(n, dtype=np.bool_)
     in_left[:left] = True
     for i in range(n):
-        t = ids[i]
-        for k in range(starts[t], starts[t + 1]):
-            if in_left[i]:
-                a[contexts[k]] += counts[k]
-            else:
-                b[contexts[k]] += counts[k]
+        _move(ids[i], in_left[i], starts, contexts, counts, a, b, 1)
+    movable = ids >= pinned
     delta = np.zeros(n)
-    for _ in range(max_swaps_per_id * n):
-        for i in range(n):  # each id's move to the other child, alone
-            t, d = ids[i], 0.0
-            for k in range(starts[t], starts[t + 1]):
-                c, m = contexts[k], counts[k]
-                if in_left[i]:
-                    d += _cost(table, a[c] - m, b[c] + m) - _cost(table, a[c], b[c])
-                else:
-                    d += _cost(table, a[c] + m, b[c] - m) - _cost(table, a[c], b[c])
-            delta[i] = d
-        lefts, rights = _best(delta, in_left, ids >= pinned, True, candidates), _best(delta, in_left, ids >= pinned, False, candidates)
-        best, best_i, best_j = -1e-9, -1, -1
-        for i in lefts:
-            ti = ids[i]
-            for k in range(starts[ti], starts[ti + 1]):
-                scratch[contexts[k]] = counts[k]
-            for j in rights:
-                tj, d = ids[j], delta[i] + delta[j]
-                for k in range(starts[tj], starts[tj + 1]):  # contexts both follow: the moves interact
-                    c, mj = contexts[k], counts[k]
-                    mi = scratch[c]
-                    if mi:
-                        d += _cost(table, a[c] - mi + mj, b[c] + mi - mj) - _cost(table, a[c] - mi, b[c] + mi)
-                        d += _cost(table, a[c], b[c]) - _cost(table, a[c] + mj, b[c] - mj)
-                if d < best:
-                    best, best_i, best_j = d, i, j
-            for k in range(starts[ti], starts[ti + 1]):
-                scratch[contexts[k]] = 0
-        if best_i < 0:
+    for _ in range(4 * n):  # at most (it converges in a few dozen swaps)
+        gain, i, j = _best_swap(ids, in_left, movable, starts, contexts, counts, table, a, b, scratch, delta, candidates)
+        if i < 0 or gain >= -1e-9:
             break
-        for i, sign in ((best_i, -1), (best_j, 1)):
-            t = ids[i]
-            for k in range(starts[t], starts[t + 1]):
-                a[contexts[k]] += sign * counts[k]
-                b[contexts[k]] -= sign * counts[k]
-        in_left[best_i], in_left[best_j] = False, True
+        _swap(ids, in_left, i, j, starts, contexts, counts, a, b)
     for i in range(n):  # clear the counts for the next split
-        t = ids[i]
-        for k in range(starts[t], starts[t + 1]):
-            a[contexts[k]] = 0
-            b[contexts[k]] = 0
+        _move(ids[i], in_left[i], starts, contexts, counts, a, b, -1)
     chosen = np.concatenate((np.sort(ids[in_left]), np.sort(ids[~in_left])))
     order[low:high] = chosen
+
+
+@numba.njit(cache=True)
+def _move(t, to_left, starts, contexts, counts, a, b, sign):
+    """Add (sign 1) or remove (-1) id t's counts on one side."""
+    for k in range(starts[t], starts[t + 1]):
+        if to_left:
+            a[contexts[k]] += sign * counts[k]
+        else:
+            b[contexts[k]] += sign * counts[k]
+
+
+@numba.njit(cache=True)
+def _swap(ids, in_left, i, j, starts, contexts, counts, a, b):
+    """ids[i] and ids[j] change sides (swapping them again undoes it)."""
+    for k in (i, j):
+        _move(ids[k], in_left[k], starts, contexts, counts, a, b, -1)
+        in_left[k] = not in_left[k]
+        _move(ids[k], in_left[k], starts, contexts, counts, a, b, 1)
+
+
+@numba.njit(cache=True)
+def _best_swap(ids, in_left, movable, starts, contexts, counts, table, a, b, scratch, delta, candidates):
+    """(change of code length, i, j) of the best swap of a movable id i of the 0 child with a
+    movable id j of the 1 child among each side's `candidates` best single moves; i = -1: none."""
+    for i in range(len(ids)):  # each id's move to the other child, alone
+        t, d = ids[i], 0.0
+        for k in range(starts[t], starts[t + 1]):
+            c, m = contexts[k], counts[k]
+            if in_left[i]:
+                d += _cost(table, a[c] - m, b[c] + m) - _cost(table, a[c], b[c])
+            else:
+                d += _cost(table, a[c] + m, b[c] - m) - _cost(table, a[c], b[c])
+        delta[i] = d
+    best, best_i, best_j = np.inf, -1, -1
+    for i in _best(delta, in_left, movable, True, candidates):
+        ti = ids[i]
+        for k in range(starts[ti], starts[ti + 1]):
+            scratch[contexts[k]] = counts[k]
+        for j in _best(delta, in_left, movable, False, candidates):
+            tj, d = ids[j], delta[i] + delta[j]
+            for k in range(starts[tj], starts[tj + 1]):  # contexts both follow: the moves interact
+                c, mj = contexts[k], counts[k]
+                mi = scratch[c]
+                if mi:
+                    d += _cost(table, a[c] - mi + mj, b[c] + mi - mj) - _cost(table, a[c] - mi, b[c] + mi)
+                    d += _cost(table, a[c], b[c]) - _cost(table, a[c] + mj, b[c] - mj)
+            if d < best:
+                best, best_i, best_j = d, i, j
+        for k in range(starts[ti], starts[ti + 1]):
+            scratch[contexts[k]] = 0
+    return best, best_i, best_j
 
 
 @numba.njit(cache=True)

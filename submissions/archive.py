@@ -433,7 +433,7 @@ def make_header(config: dict, model: dict, original: dict, coding: dict, runtime
     training = {
         "tokenizer": config["tokenizer"],
         "model": _beyond(config["model"], model),
-        "coder": {k: v for k, v in config["coder"].items() if k not in ("prob_bits", "shards")},
+        "coder": {k: v for k, v in config["coder"].items() if k not in ("prob_bits", "shards") and (k != "tree_order" or v)},  # said only when on
     }
     return {"original": original, "model": model, "coding": coding, "training": training, "runtime": runtime, "packed_with": packed_with}
 

@@ -16,11 +16,14 @@ import kernels
 from pipeline.config import PipelineConfig
 from submissions.archive import decoder_modules, program_kind
 from submissions.decoder import encoding
+from submissions.decoder.container import TOKENIZER, read_archive
 from submissions.decoder.context_model import ContextConfig, ContextModel
 from submissions.decoder.online_alone import CHECK_BITS, DIRECT_LIMIT, USE_BITS, OnlineConfig, OnlineModel
+from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
 from test_archive import make_archive, run_archive
 from test_mixing_model import PROB_BITS, TEXT_TABLE
+from tokenizer import load_tokenizer
 
 SMALL = dict(direct_bits=12, online_table_bits=10, online_hidden=8)  # tiny tables: fast, full of collisions
 
@@ -113,8 +116,13 @@ def test_its_archive_carries_its_kernels_and_not_the_mixers():
 
 @pytest.mark.slow
 def test_an_archive_of_the_online_model_restores_itself(tmp_path, text_sample):
-    """Its kernels compile in the archive's own process, from the minified source it carries."""
-    source, archive = make_archive(tmp_path, text_sample[:6_000], config=PipelineConfig.from_dict({"model": {"kind": "online"}}))
+    """Its kernels compile in the archive's own process, from the minified source it carries;
+    its tokens in tree order (pack --tree-order), the table carrying the order."""
+    config = PipelineConfig.from_dict({"model": {"kind": "online"}, "coder": {"tree_order": True}})
+    source, archive = make_archive(tmp_path, text_sample[:6_000], config=config)
+    header, sections = read_archive(str(archive))
+    tokenizer_table = load_tokenizer((tmp_path / "x.run" / "tokenizer.model").read_bytes()).table
+    assert header["training"]["coder"]["tree_order"] and unpack_table(sections[TOKENIZER]) != tokenizer_table
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()

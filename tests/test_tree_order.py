@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig
+from pipeline.config import ContextModelConfig, MixingModelConfig, PipelineConfig
 from pipeline.pack import _coding_ids
 from pipeline.tree_order import leading_bytes, relabel, tree_order
 from tokenizer.table import detokenize
@@ -69,9 +69,9 @@ class _Tokenizer:
 def test_pack_numbers_tokens_in_tree_order_only_where_asked_and_binary():
     tokens = _class_stream(5_000)
     mix = PipelineConfig(model=MixingModelConfig())
-    ordered, table = _coding_ids(mix, _Tokenizer(), tokens)
-    assert table != _Tokenizer.table and table[:4] == _Tokenizer.table[:4]
+    ordered, table, applied = _coding_ids(mix, _Tokenizer(), tokens, True)
+    assert applied and table != _Tokenizer.table and table[:4] == _Tokenizer.table[:4]
     assert detokenize(ordered, table) == detokenize(tokens, _Tokenizer.table)
-    for config in (PipelineConfig(model=MixingModelConfig(), coder=CoderConfig(tree_order=False)), PipelineConfig(model=ContextModelConfig())):  # off; a model coding whole tokens
-        same, table = _coding_ids(config, _Tokenizer(), tokens)
-        assert same is tokens and table == _Tokenizer.table
+    for config, ordered in ((mix, False), (PipelineConfig(model=ContextModelConfig()), True)):  # off (the default); a model coding whole tokens
+        same, table, applied = _coding_ids(config, _Tokenizer(), tokens, ordered)
+        assert same is tokens and table == _Tokenizer.table and not applied
