@@ -89,7 +89,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
         check_model(run, config, record["tokens_sha256"], export_record)
-    tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order)
+    tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order, progress and world.is_main)
     table_blob = pack_table(table)
     if world.is_main:  # ids that give back the data, through the table the archive carries
         check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
@@ -150,14 +150,15 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
 
 
-def _coding_ids(config, tokenizer, tokens, ordered: bool) -> tuple[np.ndarray, list[bytes], bool]:
+def _coding_ids(config, tokenizer, tokens, ordered: bool, progress: bool = False) -> tuple[np.ndarray, list[bytes], bool]:
     """(tokens, id -> bytes table, in tree order?) as the archive numbers them: if ordered, in
     tree order for the binary models (pipeline/tree_order.py), unless a neural model trained on
     the tokenizer's ids is in it; else the tokenizer's own."""
     binary = getattr(model_class(config.model.kind), "binary", False)
     if not (ordered and binary and config.neural_model() is None):
         return tokens, tokenizer.table, False
-    order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table))
+    with progress_bar("tree order (levels)", progress) as update:
+        order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table), report=update)
     return *relabel(tokens, tokenizer.table, order), True
 
 

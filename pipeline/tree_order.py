@@ -29,9 +29,10 @@ FIT_TOKENS = 1 << 22  # the order is fitted on the first 4M tokens at most (time
 CANDIDATES = 32  # per child, the ids whose moves gain most are tried in pairs
 
 
-def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0) -> np.ndarray:
+def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0, report=None) -> np.ndarray:
     """order[new id] = old id: ids grouped in the binary tree by the contexts they follow; ids
-    below `pinned` keep their place (the table stores its leading single bytes implicitly)."""
+    below `pinned` keep their place (the table stores its leading single bytes implicitly).
+    report(done, total), if given, hears of each level of the tree."""
     tokens = np.asarray(tokens[:FIT_TOKENS], dtype=np.int64)
     order = np.arange(vocab_size, dtype=np.int64)
     if len(tokens) <= max(ORDERS) or vocab_size < 4:
@@ -40,7 +41,11 @@ def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0) -> np.ndarr
     n_bits = (vocab_size - 1).bit_length()
     table = _code_length_table(len(tokens) + 1)  # no context follows more tokens than there are
     n_contexts = int(contexts.max()) + 1 if len(contexts) else 1
-    _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, CANDIDATES)
+    a, b, scratch = (np.zeros(n_contexts, dtype=np.int64) for _ in range(3))
+    for depth in range(n_bits):
+        _split_level(order, depth, starts, contexts, counts, table, a, b, scratch, n_bits, pinned, CANDIDATES)
+        if report is not None:
+            report(depth + 1, n_bits)
     return order
 
 
@@ -100,20 +105,17 @@ def _cost(table, a, b):
 
 
 @numba.njit(cache=True)
-def _split_all(order, starts, contexts, counts, table, n_contexts, n_bits, pinned, candidates):
-    """Every node of the tree, top-down: its ids split between its children by _split."""
+def _split_level(order, depth, starts, contexts, counts, table, a, b, scratch, n_bits, pinned, candidates):
+    """Every node at this depth of the tree: its ids split between its children by _split (a, b,
+    scratch: zeros, one per context, and zeros again after)."""
     vocab = len(order)
-    a = np.zeros(n_contexts, dtype=np.int64)
-    b = np.zeros(n_contexts, dtype=np.int64)
-    scratch = np.zeros(n_contexts, dtype=np.int64)
-    for depth in range(n_bits):
-        width = 1 << (n_bits - depth)
-        for low in range(0, vocab, width):
-            high = min(low + width, vocab)
-            left = min(width // 2, high - low)
-            if left == 0 or left == high - low:
-                continue
-            _split(order, low, low + left, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates)
+    width = 1 << (n_bits - depth)
+    for low in range(0, vocab, width):
+        high = min(low + width, vocab)
+        left = min(width // 2, high - low)
+        if left == 0 or left == high - low:
+            continue
+        _split(order, low, low + left, high, starts, contexts, counts, table, a, b, scratch, pinned, candidates)
 
 
 @numba.njit(cache=True)
