@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.distributed import gather, launched_world, local_processes, process_group, refuse_too_few_gpus
+from pipeline.distributed import gather, launched_world, local_processes, process_group, refuse_too_few_gpus, wait_for_main
 from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
@@ -89,34 +89,35 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
         check_model(run, config, record["tokens_sha256"], export_record)
-    tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order, progress and world.is_main)
-    table_blob = pack_table(table)
-    if world.is_main:  # ids that give back the data, through the table the archive carries
-        check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
-    n_shards = shards or config.coder.shards
-    if n_shards < 1:
-        raise UserError("the number of shards must be at least 1")
-    prob_bits = config.coder.prob_bits
-    runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
-    sizes = encoding.shard_sizes(len(tokens), n_shards)
-    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    with process_group():  # joined from here: every rank codes with rank 0's tree order
+        tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order, progress and world.is_main)
+        table_blob = pack_table(table)
+        if world.is_main:  # ids that give back the data, through the table the archive carries
+            check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
+        n_shards = shards or config.coder.shards
+        if n_shards < 1:
+            raise UserError("the number of shards must be at least 1")
+        prob_bits = config.coder.prob_bits
+        runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
+        sizes = encoding.shard_sizes(len(tokens), n_shards)
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    def new_model(n_streams: int):
-        return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=table)
+        def new_model(n_streams: int):
+            return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=table)
 
-    binary = getattr(model_class(model_header["kind"]), "binary", False)
-    block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer.vocab_size))
-    started = time.perf_counter()
-    mine = list(range(world.rank, len(sizes), world.size))
-    coded = {}
-    with process_group(), progress_bar("encoding", progress and world.is_main) as update:
-        for i in mine:
-            n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
-            report = None if update is None else _shard_progress(update, i, mine)
-            curve = []
-            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
-            coded[i] = (payload, ideal_bits, n_streams, curve)
-        everyone = gather(coded)
+        binary = getattr(model_class(model_header["kind"]), "binary", False)
+        block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer.vocab_size))
+        started = time.perf_counter()
+        mine = list(range(world.rank, len(sizes), world.size))
+        coded = {}
+        with progress_bar("encoding", progress and world.is_main) as update:
+            for i in mine:
+                n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
+                report = None if update is None else _shard_progress(update, i, mine)
+                curve = []
+                payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
+                coded[i] = (payload, ideal_bits, n_streams, curve)
+            everyone = gather(coded)
     seconds = time.perf_counter() - started
     if not world.is_main:
         return None
@@ -153,12 +154,15 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
 def _coding_ids(config, tokenizer, tokens, ordered: bool, progress: bool = False) -> tuple[np.ndarray, list[bytes], bool]:
     """(tokens, id -> bytes table, in tree order?) as the archive numbers them: if ordered, in
     tree order for the binary models (pipeline/tree_order.py), unless a neural model trained on
-    the tokenizer's ids is in it; else the tokenizer's own."""
+    the tokenizer's ids is in it; else the tokenizer's own. Inside the joined process group."""
     binary = getattr(model_class(config.model.kind), "binary", False)
     if not (ordered and binary and config.neural_model() is None):
         return tokens, tokenizer.table, False
-    with progress_bar("tree order (levels)", progress) as update:
-        order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table), report=update)
+    order = None
+    if launched_world().is_main:
+        with progress_bar("tree order (levels)", progress) as update:
+            order = tree_order(tokens, tokenizer.vocab_size, pinned=leading_bytes(tokenizer.table), report=update)
+    order = wait_for_main(order)  # the archive's table is rank 0's: every rank codes with its order (a float fit may differ by machine)
     return *relabel(tokens, tokenizer.table, order), True
 
 

@@ -174,12 +174,13 @@ def test_two_processes_encode_what_one_decodes_and_the_reverse(small_run, tmp_pa
 
 
 def test_a_mixing_model_archive_shards_too(tmp_path, text_sample):
-    config = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMALL_MIX), CoderConfig(n_streams=4, shards=2))
+    config = PipelineConfig(TokenizerConfig(vocab_size=320), MixingModelConfig(**SMALL_MIX), CoderConfig(n_streams=4, shards=2, tree_order=True))
     data = tmp_path / "data.txt"
     data.write_bytes(text_sample[:5000])
     train(data, tmp_path / "run", config, progress=False)
-    pack(tmp_path / "run", tmp_path / "c.arc", progress=False)  # shards from the run's config
-    assert len(read_archive(str(tmp_path / "c.arc"))[0]["coding"]["shards"]) == 2
+    pack(tmp_path / "run", tmp_path / "c.arc", progress=False)  # shards and tree order from the run's config
+    header = read_archive(str(tmp_path / "c.arc"))[0]
+    assert len(header["coding"]["shards"]) == 2 and header["training"]["coder"]["tree_order"]
     assert unpack(tmp_path / "c.arc", tmp_path / "out", progress=False).size == 5000
     assert (tmp_path / "out").read_bytes() == data.read_bytes()
 

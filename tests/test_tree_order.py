@@ -4,6 +4,7 @@ bytes, groups tokens that follow the same contexts, and never changes what the i
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,19 @@ def test_pack_numbers_tokens_in_tree_order_only_where_asked_and_binary():
     for config, ordered in ((mix, False), (PipelineConfig(model=ContextModelConfig()), True)):  # off (the default); a model coding whole tokens
         same, table, applied = _coding_ids(config, _Tokenizer(), tokens, ordered)
         assert same is tokens and table == _Tokenizer.table and not applied
+
+
+def test_ranks_other_than_the_first_code_with_the_first_rank_s_order(monkeypatch):
+    """Under torchrun only rank 0 fits the order (the archive carries its table); the others
+    take it from rank 0, never fitting their own (a float fit could differ by machine)."""
+    import pipeline.pack as pack_module
+    from pipeline.distributed import World
+
+    broadcast = np.array([0, 1, 2, 3, *range(15, 3, -1)])
+    monkeypatch.setattr(pack_module, "launched_world", lambda: World(rank=1, size=2, local_rank=1))
+    monkeypatch.setattr(pack_module, "wait_for_main", lambda order: broadcast if order is None else pytest.fail("rank 1 fitted an order"))
+    monkeypatch.setattr(pack_module, "tree_order", lambda *args, **kwargs: pytest.fail("rank 1 fitted an order"))
+    tokens = _class_stream(500)
+    ordered, table, applied = _coding_ids(PipelineConfig(model=MixingModelConfig()), _Tokenizer(), tokens, True)
+    assert applied and table == [_Tokenizer.table[i] for i in broadcast]
+    assert detokenize(ordered, table) == detokenize(tokens, _Tokenizer.table)
