@@ -39,9 +39,9 @@ def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0, report=None
         return order
     starts, contexts, counts = _context_counts(tokens, vocab_size)
     n_bits = (vocab_size - 1).bit_length()
-    table = _code_length_table(len(tokens) + 1)  # no context follows more tokens than there are
-    n_contexts = int(contexts.max()) + 1 if len(contexts) else 1
-    a, b, scratch = (np.zeros(n_contexts, dtype=np.int64) for _ in range(3))
+    totals = np.bincount(contexts, weights=counts, minlength=1).astype(np.int64)  # per context: the tokens that followed it
+    table = _code_length_table(int(totals.max()) + 1)  # a side of a split holds at most its context's total
+    a, b, scratch = (np.zeros(len(totals), dtype=np.int64) for _ in range(3))
     for depth in range(n_bits):
         _split_level(order, depth, starts, contexts, counts, table, a, b, scratch, n_bits, pinned, CANDIDATES)
         if report is not None:
@@ -86,8 +86,8 @@ def _context_counts(tokens: np.ndarray, vocab_size: int):
     kept = seen[context] >= 2
     context, nxt = context[kept], nxt[kept]
     context = np.unique(context, return_inverse=True)[1]  # renumbered 0..C-1
-    pair, count = np.unique(nxt * (int(context.max()) + 1 if len(context) else 1) + context, return_counts=True)
     n_contexts = int(context.max()) + 1 if len(context) else 1
+    pair, count = np.unique(nxt * n_contexts + context, return_counts=True)
     token_of, contexts = pair // n_contexts, pair % n_contexts
     starts = np.searchsorted(token_of, np.arange(vocab_size + 1)).astype(np.int64)
     return starts, contexts.astype(np.int64), count.astype(np.int64)
@@ -176,11 +176,12 @@ def _best_swap(ids, in_left, movable, starts, contexts, counts, table, a, b, scr
                 d += _cost(table, a[c] + m, b[c] - m) - _cost(table, a[c], b[c])
         delta[i] = d
     best, best_i, best_j = np.inf, -1, -1
+    rights = _best(delta, in_left, movable, False, candidates)
     for i in _best(delta, in_left, movable, True, candidates):
         ti = ids[i]
         for k in range(starts[ti], starts[ti + 1]):
             scratch[contexts[k]] = counts[k]
-        for j in _best(delta, in_left, movable, False, candidates):
+        for j in rights:
             tj, d = ids[j], delta[i] + delta[j]
             for k in range(starts[tj], starts[tj + 1]):  # contexts both follow: the moves interact
                 c, mj = contexts[k], counts[k]
