@@ -20,6 +20,7 @@ from submissions.decoder.model_registry import MODEL_KINDS, model_class
 class TokenizerConfig:
     vocab_size: int = 512  # smallest total for the default mix model on enwik6 (benchmarks/results/mixing_texts.md)
     model_type: str = "bpe"
+    fold_case: bool = True  # capitals folded to lower case and marked (tokenizer/case.py): enwik6 0.46% smaller
 
 
 ContextModelConfig = ContextConfig  # the adaptive order-0..max_order token model: its one definition is in the decoder

@@ -24,9 +24,11 @@ from submissions.fileio import atomic_path, atomic_write_text, require_file
 CHUNK_TOKENS = 1 << 22  # the token array is read in pieces: enwik9's ids need not fit in memory twice
 
 
-def token_lengths(table: list) -> np.ndarray:
-    """Bytes of text per token id (the tokenizer's id -> bytes table)."""
-    return np.array([len(t) for t in table], dtype=np.int64)
+def token_lengths(table: list, case_marks=None) -> np.ndarray:
+    """Bytes of the original text per token id (the tokenizer's id -> bytes table): the marks of
+    folded capitals (tokenizer/case.py) stand for no byte of it."""
+    marks = bytes(case_marks or ())
+    return np.array([len(t) - sum(t.count(mark) for mark in marks) for t in table], dtype=np.int64)
 
 
 def bytes_before(tokens, token_lengths: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order, progress and world.is_main)
         table_blob = pack_table(table)
         if world.is_main:  # ids that give back the data, through the table the archive carries
-            check_ids_restore(tokens, unpack_table(table_blob), source, data_file)
+            check_ids_restore(tokens, unpack_table(table_blob), source, data_file, record.get("case"))
         n_shards = shards or config.coder.shards
         if n_shards < 1:
             raise UserError("the number of shards must be at least 1")
@@ -136,6 +136,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         },
         runtime=runtime_of(model_header),
         packed_with=_versions(),
+        case=record.get("case"),
     )
     sections = {TOKENIZER: table_blob, PAYLOAD: payload}
     if weights:
@@ -145,7 +146,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
     ideal_bits = sum(result[1] for result in coded.values())
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
-    points = file_curve(shards_coded, tokens, token_lengths(table))
+    points = file_curve(shards_coded, tokens, token_lengths(table, record.get("case")))
     parts = archive_parts(out)
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.config import PipelineConfig
 from pipeline.run_dir import TOKEN_RECORD, TOKENS, Source, read_token_record
-from submissions.decoder.tokens import iter_detokenized
+from submissions.decoder.tokens import iter_detokenized, unfold_case
 from submissions.errors import UserError
 
 RETRAIN = "run `pipeline train --resume` to rebuild it, or `--force` to start over"
@@ -49,13 +49,15 @@ def check_model(run: Path, config: PipelineConfig, tokens_sha256: str, export_re
         raise UserError(f"{run}'s neural model was trained with another config than the run's; {RETRAIN}")
 
 
-def check_ids_restore(tokens: np.ndarray, table: list[bytes], source: Source, data_path: Path, block: int = 1 << 20) -> None:
+def check_ids_restore(tokens: np.ndarray, table: list[bytes], source: Source, data_path: Path, case_marks=None, block: int = 1 << 20) -> None:
     """Read the data file once: its sha256 must be the run's, and the ids, detokenized with
-    `table` (unpacked from the blob the archive will carry), must give back exactly its bytes."""
+    `table` (unpacked from the blob the archive will carry) and their capitals unfolded (with
+    case_marks, unless None), must give back exactly its bytes."""
     digest, position, mismatch = hashlib.sha256(), 0, None
+    pieces = iter_detokenized(tokens, table)
     try:
         with open(data_path, "rb") as f:
-            for piece in iter_detokenized(tokens, table):
+            for piece in pieces if case_marks is None else unfold_case(pieces, case_marks):
                 data = f.read(len(piece))
                 digest.update(data)
                 if mismatch is None and data != piece:

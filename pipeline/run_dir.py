@@ -56,13 +56,14 @@ def save_run(run: Path, config: PipelineConfig, source: Source) -> None:
     atomic_write_text(run / SOURCE, json.dumps(source.__dict__, indent=2))
 
 
-def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig) -> int:
+def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, case_marks=None) -> int:
     """The tokenizer and the id file, each written atomically, then their record. The ids come
     in chunks (a file tokenized piece by piece), appended to the .npy file as they come; its
     header is finished at the end. The old record goes first and the new one is written only
     after the last chunk (the chunk source raises if the file changed while read), so a crash
     or a refusal half way leaves ids without a record: stale, refused by pack, rebuilt on
-    resume. Returns the number of ids."""
+    resume. case_marks: the marks of folded capitals (tokenizer/case.py), None if not folded.
+    Returns the number of ids."""
     run.mkdir(parents=True, exist_ok=True)
     (run / TOKEN_RECORD).unlink(missing_ok=True)
     atomic_write_bytes(run / TOKENIZER, tokenizer_proto)
@@ -78,7 +79,7 @@ def save_token_chunks(run: Path, chunks: Iterable[np.ndarray], dtype, data_sha25
             if _write_npy_header(f, dtype, n_tokens) != header_size:
                 raise RuntimeError("npy header changed size")  # cannot happen: both pad to 128 bytes
         tokens_sha256 = file_sha256(tmp)
-    record = token_record(data_sha256, tokenizer_proto, tokenizer, n_tokens, tokens_sha256)
+    record = token_record(data_sha256, tokenizer_proto, tokenizer, n_tokens, tokens_sha256, case_marks)
     atomic_write_text(run / TOKEN_RECORD, json.dumps(record, indent=2))
     return n_tokens
 
@@ -90,13 +91,15 @@ def _write_npy_header(f, dtype: np.dtype, n: int) -> int:
     return f.tell() - start
 
 
-def token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int, tokens_sha256: str) -> dict:
-    """What the ids were made from (data, tokenizer and its config) and the ids' own hash,
-    which the checkpoint and the exported model name as what they were trained on."""
+def token_record(data_sha256: str, tokenizer_proto: bytes, tokenizer: TokenizerConfig, n_tokens: int, tokens_sha256: str, case_marks=None) -> dict:
+    """What the ids were made from (data, tokenizer and its config, the marks of folded
+    capitals or None) and the ids' own hash, which the checkpoint and the exported model name
+    as what they were trained on."""
     return {
         "data_sha256": data_sha256,
         "tokenizer_sha256": hashlib.sha256(tokenizer_proto).hexdigest(),
         "tokenizer": dataclasses.asdict(tokenizer),
+        "case": None if case_marks is None else [int(mark) for mark in case_marks],
         "n_tokens": int(n_tokens),
         "tokens_sha256": tokens_sha256,
     }

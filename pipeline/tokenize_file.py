@@ -1,9 +1,11 @@
 """Tokenize a file of any size into a run's id file, in chunks.
 
-The tokenizer trains on a sample of the file (tokenizer/train.py: sample_spans),
-then the file is read in chunks cut after a newline, each chunk encoded, checked
-to decode back to itself, and appended to the memory-mappable id file. Memory
-stays that of one chunk, whatever the file's size.
+A first pass counts the file's bytes, to choose the marks of its folded capitals
+(tokenizer/case.py; none where the config turns folding off). The tokenizer trains on a
+folded sample of the file (tokenizer/train.py: sample_spans), then the file is read in
+chunks cut after a newline, each chunk folded, encoded, checked to decode and unfold back
+to itself, and appended to the memory-mappable id file. Memory stays that of one chunk,
+whatever the file's size.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pipeline.config import PipelineConfig
 from submissions.errors import UserError
 from pipeline.progress import progress_bar
 from pipeline.run_dir import Source, save_token_chunks
+from submissions.decoder.tokens import unfold_case
 from tokenizer import Tokenizer
+from tokenizer.case import byte_counts, case_marks, fold_case
 from tokenizer.train import sample_spans, train_tokenizer_on_sample
 
 CHUNK_BYTES = 16 << 20  # one chunk of text in memory at a time; files up to this size are one chunk
@@ -64,21 +68,32 @@ def _utf8_border(data: bytes) -> int:
 def tokenize_file(data_path: Path, run: Path, config: PipelineConfig, source: Source, progress: bool = True) -> int:
     """Train the tokenizer on a sample, write it and the whole file's ids into the run; the
     number of ids. The file must still be the one `source` describes (re-hashed while read)."""
-    tokenizer = train_tokenizer_on_sample(read_sample(data_path, source.size), config.tokenizer.vocab_size, config.tokenizer.model_type)
+    marks = case_marks(byte_counts(data_path)) if config.tokenizer.fold_case else None
+    sample = [_folded(block, marks) for block in read_sample(data_path, source.size)]
+    tokenizer = train_tokenizer_on_sample(sample, config.tokenizer.vocab_size, config.tokenizer.model_type)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
     with progress_bar("tokenizing (bytes)", progress) as update:
-        chunks = _encoded_chunks(tokenizer, data_path, source, update)
-        return save_token_chunks(run, chunks, dtype, source.sha256, tokenizer.model_proto(), config.tokenizer)
+        chunks = _encoded_chunks(tokenizer, data_path, source, marks, update)
+        return save_token_chunks(run, chunks, dtype, source.sha256, tokenizer.model_proto(), config.tokenizer, marks)
 
 
-def _encoded_chunks(tokenizer: Tokenizer, path: Path, source: Source, update) -> Iterator[np.ndarray]:
-    """The file's ids chunk by chunk; raises after the last one if the bytes read are not the
-    file `source` hashed, before the caller can record the ids as made from it."""
+def _folded(data: bytes, marks: tuple[int, int] | None) -> bytes:
+    return data if marks is None else fold_case(data, marks)
+
+
+def _unfolded(data: bytes, marks: tuple[int, int] | None) -> bytes:
+    return data if marks is None else b"".join(unfold_case([data], marks))
+
+
+def _encoded_chunks(tokenizer: Tokenizer, path: Path, source: Source, marks, update) -> Iterator[np.ndarray]:
+    """The file's ids chunk by chunk (capitals folded with `marks`, unless None); raises after
+    the last one if the bytes read are not the file `source` hashed, before the caller can
+    record the ids as made from it."""
     digest, done = hashlib.sha256(), 0
     for chunk in text_chunks(path):
         digest.update(chunk)
-        ids = tokenizer.encode(chunk)
-        if tokenizer.decode(ids) != chunk:  # a bug, never a user error: refuse to go on
+        ids = tokenizer.encode(_folded(chunk, marks))
+        if _unfolded(tokenizer.decode(ids), marks) != chunk:  # a bug, never a user error: refuse to go on
             raise RuntimeError("tokenizer round trip failed on this file")
         done += len(chunk)
         if update:

@@ -425,9 +425,10 @@ def archive_decoder(path: Path) -> dict[str, str]:
     return parts
 
 
-def make_header(config: dict, model: dict, original: dict, coding: dict, runtime: list[str], packed_with: dict) -> dict:
+def make_header(config: dict, model: dict, original: dict, coding: dict, runtime: list[str], packed_with: dict, case=None) -> dict:
     """The header (its layout since format 4), stating each fact once: `model`, `coding` (prob_bits, block_steps,
-    shards) and `original` are what the decoder reads; `training` keeps what else the run's
+    shards), `original` and `case` (the marks of folded capitals, tokenizer/case.py; only
+    where the text was folded) are what the decoder reads; `training` keeps what else the run's
     config (a PipelineConfig dict) said, i.e. how the archive was made: the requested tokenizer,
     the training options of the model, the requested stream count. run_config reassembles it."""
     training = {
@@ -435,7 +436,8 @@ def make_header(config: dict, model: dict, original: dict, coding: dict, runtime
         "model": _beyond(config["model"], model),
         "coder": {k: v for k, v in config["coder"].items() if k not in ("prob_bits", "shards") and (k != "tree_order" or v)},  # said only when on
     }
-    return {"original": original, "model": model, "coding": coding, "training": training, "runtime": runtime, "packed_with": packed_with}
+    header = {"original": original, "model": model, "coding": coding, "training": training, "runtime": runtime, "packed_with": packed_with}
+    return header if case is None else dict(header, case=list(case))
 
 
 def _beyond(config: dict, known: dict) -> dict:

@@ -125,6 +125,9 @@ def damaged_archives(blob: bytes) -> dict[str, bytes]:
         "model.max_order 'x'": _set("model.max_order", "x"),
         "model missing": _set("model", None),
         "sections missing": _set("sections", None),
+        "case missing": _set("case", None),
+        "case marks swapped": lambda header: dict(header, case=header["case"][::-1]),
+        "case mark 300": _set("case.0", 300),
         "header is a list": lambda header: [header],
         "header not JSON": lambda header: b"{not json",
     }

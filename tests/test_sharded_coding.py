@@ -18,7 +18,7 @@ from pipeline import tokenize_file as tokenize_module
 from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, NeuralModelConfig, PipelineConfig, TokenizerConfig
 from submissions.errors import UserError
 from pipeline.pack import pack
-from pipeline.run_dir import fresh_tokens, open_tokens
+from pipeline.run_dir import fresh_tokens, open_tokens, read_token_record
 from pipeline.train import train
 from pipeline.unpack import unpack
 from submissions.decoder import codec, encoding
@@ -27,6 +27,7 @@ from submissions.decoder.context_model import ContextModel
 from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.mixing_steps import ContextMixingModel
 from submissions.decoder.rans import CorruptPayload
+from submissions.decoder.tokens import unfold_case
 from tests.coding import PROB_BITS
 from tests.damaged import _set, rezip
 from tokenizer import load_tokenizer
@@ -107,7 +108,9 @@ def test_a_file_tokenized_in_chunks_decodes_to_itself(tmp_path, text_sample, mon
     tokens = open_tokens(tmp_path / "run")
     tokenizer = load_tokenizer((tmp_path / "run" / "tokenizer.model").read_bytes())
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
-    assert tokenizer.decode(tokens) == data.read_bytes()
+    marks = read_token_record(tmp_path / "run")["case"]
+    assert marks == [1, 2]  # capitals folded (the sample has no control bytes), chunk by chunk
+    assert b"".join(unfold_case([tokenizer.decode(tokens)], marks)) == data.read_bytes()
     assert fresh_tokens(tmp_path / "run", __import__("hashlib").sha256(data.read_bytes()).hexdigest(), CONFIG.tokenizer)
 
 

@@ -47,12 +47,12 @@ class Header:
             shards = tuple(
                 (tokens, _int(s["streams"], "streams", min(tokens, 1), min(tokens, 1 << 20)), _int(s["bytes"], "bytes", 0, 1 << 50))
                 for s in coding["shards"]
-                for tokens in [_int(s["tokens"], "tokens", 0, size)]
+                for tokens in [_int(s["tokens"], "tokens", 0, 2 * size)]
             )
         except (KeyError, TypeError) as exc:
             raise HeaderError(f"header lacks or misstates {exc}") from None
         if not 1 <= len(shards) <= max(size, 1):
             raise HeaderError(f"header lists {len(shards)} shards for a file of {size} bytes")
-        if sum(s[0] for s in shards) > size:  # every id stands for a byte or more
+        if sum(s[0] for s in shards) > 2 * size:  # every id stands for a byte or more of the text, whose capitals may be marked (2 bytes per byte at most)
             raise HeaderError("header's shards claim more tokens than the file has bytes")
         return cls(size, _int(coding["prob_bits"], "coding.prob_bits", 16, 31), shards)

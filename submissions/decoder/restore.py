@@ -20,7 +20,7 @@ from .container import MODEL, PAYLOAD, TOKENIZER, ArchiveCorrupt, read_archive
 from .header import Header, HeaderError
 from .model_registry import build_model
 from .rans import CorruptPayload
-from .tokens import iter_detokenized, unpack_table
+from .tokens import iter_detokenized, unfold_case, unpack_table
 
 
 class RestoreError(Exception):
@@ -85,19 +85,20 @@ def _decode_shard_job(index: int):
 
 
 def write_restored(header: dict, sections: dict, shard_tokens, path: str) -> None:
-    """Detokenize the shards' ids into a temporary file beside `path`, hashing as it goes;
-    rename it onto `path` only when length and sha256 are the original's."""
+    """Detokenize the shards' ids into a temporary file beside `path`, unfolding capitals where
+    the header names marks, hashing as it goes; rename it onto `path` only when length and
+    sha256 are the original's."""
     table = unpack_table(sections[TOKENIZER])
-    original = header["original"]
+    original, case = header["original"], header.get("case")
     digest, size = hashlib.sha256(), 0
     tmp = f"{path}.partial-{os.getpid()}"
+    pieces = (piece for tokens in shard_tokens for piece in iter_detokenized(tokens, table))
     try:
         with open(tmp, "wb") as f:
-            for tokens in shard_tokens:
-                for piece in iter_detokenized(tokens, table):
-                    digest.update(piece)
-                    size += len(piece)
-                    f.write(piece)
+            for piece in pieces if case is None else unfold_case(pieces, case):
+                digest.update(piece)
+                size += len(piece)
+                f.write(piece)
         if size != original["size"] or digest.hexdigest() != original["sha256"]:
             raise RestoreError("restored data fails its length/sha256 check; nothing was written")
         os.replace(tmp, path)

@@ -1,4 +1,5 @@
-"""The id -> bytes table a decoder needs, and detokenization (tokenizer/table.py writes the table).
+"""The id -> bytes table a decoder needs, detokenization (tokenizer/table.py writes the table),
+and unfolding the capital letters that tokenizer/case.py folded to lower case.
 
 Shipped inside self-contained archives: stdlib and numpy only, no project imports.
 
@@ -19,6 +20,7 @@ Keeping the three streams apart compresses better than interleaving them.
 from __future__ import annotations
 
 import lzma
+import re
 
 import numpy as np
 
@@ -27,6 +29,7 @@ import numpy as np
 # up to 16 characters) without a big allocation on the decoder side.
 TABLE_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 22, "lc": 3, "lp": 0, "pb": 0}]
 _DETOKENIZE_BLOCK = 1 << 16  # ids per numpy gather: fast and keeps index arrays small
+RUN_LIMIT = 32  # letters of a run of capitals under one mark (tokenizer/case.py): what a piece's end may hold back
 
 
 def _read_varints(raw: bytes, pos: int, count: int) -> tuple[list[int], int]:
@@ -84,3 +87,21 @@ def iter_detokenized(ids, table: list[bytes], block_ids: int = _DETOKENIZE_BLOCK
         # byte j of the output comes from buffer[start of its piece + (j - start of its output)]
         index = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(starts[block] - (ends - size), size)
         yield buffer[index].tobytes()
+
+
+def unfold_case(pieces, marks):
+    """The text before tokenizer/case.py folded its capitals, from the folded text in pieces
+    (cut anywhere): marks = (one, run), two bytes; one + a letter is that letter upper-cased,
+    run + a run of lower-case letters (RUN_LIMIT at most) is that run upper-cased. A mark whose
+    letters may go on in the next piece waits for it."""
+    one, run = (re.escape(bytes([mark])) for mark in marks)
+    marked = re.compile(b"%s[a-z]|%s[a-z]+" % (one, run))
+    open_end = re.compile(b"[%s%s][a-z]{0,%d}\\Z" % (one, run, RUN_LIMIT))
+    held = b""
+    for piece in pieces:
+        text = held + piece
+        end = open_end.search(text)
+        cut = end.start() if end else len(text)
+        held = text[cut:]
+        yield marked.sub(lambda m: m.group()[1:].upper(), text[:cut])
+    yield marked.sub(lambda m: m.group()[1:].upper(), held)
