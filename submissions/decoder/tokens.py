@@ -96,12 +96,14 @@ def unfold_case(pieces, marks):
     letters may go on in the next piece waits for it."""
     one, run = (re.escape(bytes([mark])) for mark in marks)
     marked = re.compile(b"%s[a-z]|%s[a-z]+" % (one, run))
-    open_end = re.compile(b"[%s%s][a-z]{0,%d}\\Z" % (one, run, RUN_LIMIT))
     held = b""
     for piece in pieces:
         text = held + piece
-        end = open_end.search(text)
-        cut = end.start() if end else len(text)
+        cut = re.search(b"[%s%s][a-z]{0,%d}\\Z|\\Z" % (one, run, RUN_LIMIT), text).start()
         held = text[cut:]
-        yield marked.sub(lambda m: m.group()[1:].upper(), text[:cut])
-    yield marked.sub(lambda m: m.group()[1:].upper(), held)
+        yield marked.sub(_upper, text[:cut])
+    yield marked.sub(_upper, held)
+
+
+def _upper(mark):
+    return mark.group()[1:].upper()
