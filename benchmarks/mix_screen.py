@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from submissions.decoder import encoding
+from submissions.decoder import contexts
 from submissions.decoder.contexts import context_table
 from submissions.decoder.model_registry import build_model
 from tokenizer import load_tokenizer
@@ -62,9 +63,29 @@ def leave_out(table: list, tokens: np.ndarray, config: dict, streams: int) -> No
     full, seconds, model = code(table, tokens, config, streams)
     without = list(model.config.without)  # the kind's default where the config names none
     print(f"| context left out | salt | payload (B) | Δ (B) | seconds |\n|---|---:|---:|---:|---:|\n| none | – | {full:,} | – | {seconds:.1f} |", flush=True)
-    for name, salt, _ in context_table(model.config, streams, 0)[1:]:  # order 0 stays; the match rows come with match_lengths
+    for salt, parts in context_table(model.config, streams, 0)[1:]:  # order 0 stays; the match rows come with match_lengths
         size, seconds, _ = code(table, tokens, dict(config, without=without + [salt]), streams)
-        print(f"| {name} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
+        print(f"| {describe(parts)} | {salt} | {size:,} | {size - full:+,} | {seconds:.1f} |", flush=True)
+
+
+FACT_NAMES = {value: name.lower().replace("_", " ") for name, value in vars(contexts).items() if name.isupper() and type(value) is int and value < contexts.MATCHES}
+
+
+def describe(parts: tuple) -> str:
+    """A context's parts in words (the table names them only in comments): "word, previous
+    word", "last token, 2 tokens back", "3 bytes 2 back"."""
+    def part(code: int) -> str:
+        if code < contexts.MATCHES:
+            return FACT_NAMES[code]
+        if code < contexts.TOKEN_PARTS:
+            return f"match model {code - contexts.MATCHES}"
+        if code < contexts.TEXT_PARTS:
+            back = code - contexts.TOKEN_PARTS + 1
+            return "last token" if back == 1 else f"{back} tokens back"
+        skip, n = divmod(code - contexts.TEXT_PARTS, 16)
+        return f"{n} bytes {skip} back"
+
+    return ", ".join(map(part, parts)) or "order 0"
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ class PipelineConfig:
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")
             if not all(skip >= 0 and n >= 1 and skip + n <= 8 for skip, n in self.model.byte_contexts):
                 raise UserError("byte contexts (skip, n) must lie within the last 8 bytes: skip >= 0, n >= 1, skip + n <= 8")
-            salts = {salt for _, salt, _ in context_table(dataclasses.replace(self.model, without=()), 2, 0)} - {1}
+            salts = {salt for salt, _ in context_table(dataclasses.replace(self.model, without=()), 2, 0)} - {1}
             if not set(self.model.without) <= salts:
                 raise UserError(f"without: {sorted(set(self.model.without) - salts)} name no context this config has (order 0 always stays)")
             if not 2 <= self.model.count_limit <= MAX_COUNT_LIMIT:

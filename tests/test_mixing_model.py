@@ -179,9 +179,9 @@ def test_local_contexts_are_the_streams_own_and_only_with_several_streams():
     drive = Driver(m)
     for byte in b"same text":
         drive.feed([byte, byte])
-    names = [name for name, _, _ in m.contexts]
-    differ = [name for name, a, b in zip(names, drive.context_hashes(0), drive.context_hashes(1)) if a != b and name != "match 0"]
-    assert differ == ["stream", "stream, last token", "stream, last two tokens", "stream, word"]
+    salts = [salt for salt, _ in m.contexts]
+    differ = [salt for salt, a, b in zip(salts, drive.context_hashes(0), drive.context_hashes(1)) if a != b and salt != 400]  # 400: match model 0
+    assert differ == [983, 980, 981, 982]  # stream; with the last token, the last two tokens, the word
     assert len(context_table(MixConfig(), 1, 2)) == len(context_table(MixConfig(), 2, 2)) - 4
 
 
@@ -318,15 +318,15 @@ EVERY_CONTEXT = MixConfig(  # every context of the table (the mix default leaves
 
 
 def test_the_context_and_selector_tables_are_pinned():
-    """Names, salts and parts of every context and the mixer selectors are archive format:
+    """Salts and parts of every context and the mixer selectors are archive format:
     a change here must come with a new format version (and this pin)."""
     everything = EVERY_CONTEXT
     matches = len(everything.match_lengths) + len(everything.local_match_lengths)
     rows = context_table(everything, 1, matches)
-    assert len({salt for _, salt, _ in rows}) == len(rows) == 49  # one salt per context
+    assert len({salt for salt, _ in rows}) == len(rows) == 49  # one salt per context
     assert len(context_table(everything, 2, matches)) == 53  # + the 4 local contexts with several streams
     table = json.dumps([rows, selector_table(everything), list(FINAL_LAYER), ONLINE_SALTS])
-    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "25847086cc06164e"
+    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "f1a81aa6b37d2a03"  # format 16: the names only in comments (salts, parts and selectors as in format 15)
     default = MixConfig()  # the default leaves these out
     assert default.orders == (3, 4) and default.without == (200, 300, 301, 1101, 961, 302, 800, 600)
     assert default.sparse == EVERY_CONTEXT.sparse[:2] and default.byte_contexts == tuple(c for c in EVERY_CONTEXT.byte_contexts if c != (0, 8))
@@ -337,10 +337,10 @@ def test_without_leaves_out_exactly_the_contexts_named():
     contexts come with the match models); the online network embeds only contexts present."""
     everything = context_table(EVERY_CONTEXT, 1, 4)
     rows = context_table(dataclasses.replace(EVERY_CONTEXT, without=(1001, 302)), 1, 4)
-    assert rows == [row for row in everything if row[1] not in (1001, 302)]
+    assert rows == [row for row in everything if row[0] not in (1001, 302)]
     model = ContextMixingModel(256, 1, 28, dataclasses.replace(EVERY_CONTEXT, table_bits=12, without=(1001, 302), online_hidden=4, online_table_bits=8))
-    embedded = [model.contexts[i][1] for i in model.state.online_contexts]
-    assert embedded == [salt for _, salt, _ in rows if salt in ONLINE_SALTS] and 1001 not in embedded
+    embedded = [model.contexts[i][0] for i in model.state.online_contexts]
+    assert embedded == [salt for salt, _ in rows if salt in ONLINE_SALTS] and 1001 not in embedded
 
 
 def test_payload_is_pinned():

@@ -40,8 +40,8 @@ def test_it_embeds_the_listed_contexts_the_model_has():
     """ONLINE_SALTS names contexts by salt; those a config turns off are left out."""
     every = OnlineConfig()  # every context of the table
     m = model(256, 1, table_bits=12, word=False, orders=every.orders, sparse=every.sparse, byte_contexts=every.byte_contexts, without=())
-    salts = [salt for _, salt, _ in context_table(m.config, 1, 3)]
+    salts = [salt for salt, _ in context_table(m.config, 1, 3)]
     embedded = sorted(salts[i] for i in m.state.online_contexts)
-    word_salts = {salt for _, salt, _ in WORD_CONTEXTS} & set(ONLINE_SALTS)
+    word_salts = {salt for salt, _ in WORD_CONTEXTS} & set(ONLINE_SALTS)
     assert embedded == sorted(set(ONLINE_SALTS) - word_salts)
     assert len(word_salts) == 6 and len(embedded) == len(ONLINE_SALTS) - 6

@@ -1,8 +1,8 @@
 """What the context models condition on, declared in a table: the contexts (the mixing
 model's mixer selectors, by facts of this module, are in selectors.py).
 
-A context is one row: (name, salt, parts). Its hash starts from the salt and takes in each
-part in turn; a part is a fact (below), the token j back (`token(j)`) or n bytes of text
+A context is one row: (salt, parts), its name in a comment (benchmarks/mix_screen.py spells
+rows out by their parts). Its hash starts from the salt and takes in each part in turn; a part is a fact (below), the token j back (`token(j)`) or n bytes of text
 ending skip bytes back (`text(skip, n)`). The salts are part of the archive format: a
 changed salt or part changes every bitstream (tests pin the table). Adding a context is
 one row here.
@@ -57,46 +57,46 @@ def text(skip: int, n: int) -> int:
 
 
 WORD_CONTEXTS = (
-    ("word", 200, (WORD,)),
-    ("word, previous word", 201, (WORD, PREVIOUS_WORD)),
-    ("word, last token", 202, (WORD, LAST_TOKEN)),
-    ("folded word", 950, (FOLDED_WORD,)),
-    ("two words before", 961, (PREVIOUS_WORD, WORD_BEFORE)),
-    ("previous word, last byte", 203, (PREVIOUS_WORD, LAST_BYTE)),  # format 8: these five -0.21..-0.42% on four texts
-    ("word before, last byte", 962, (WORD_BEFORE, LAST_BYTE)),
-    ("previous word, nesting", 204, (PREVIOUS_WORD, NESTING)),  # format 9: these three -0.13% on enwik6
-    ("previous word, mark", 205, (PREVIOUS_WORD, MARK)),
+    (200, (WORD,)),  # word
+    (201, (WORD, PREVIOUS_WORD)),  # word, previous word
+    (202, (WORD, LAST_TOKEN)),  # word, last token
+    (950, (FOLDED_WORD,)),  # folded word
+    (961, (PREVIOUS_WORD, WORD_BEFORE)),  # two words before
+    (203, (PREVIOUS_WORD, LAST_BYTE)),  # previous word, last byte: format 8: these five -0.21..-0.42% on four texts
+    (962, (WORD_BEFORE, LAST_BYTE)),  # word before, last byte
+    (204, (PREVIOUS_WORD, NESTING)),  # previous word, nesting: format 9: these three -0.13% on enwik6
+    (205, (PREVIOUS_WORD, MARK)),  # previous word, mark
 )
 LINE_CONTEXTS = (
-    ("column, last byte", 300, (COLUMN, LAST_BYTE)),
-    ("column, word", 301, (COLUMN, WORD)),
-    ("byte above, last byte", 302, (ABOVE, LAST_BYTE)),
-    ("two bytes above, last two bytes", 303, (AFTER_ABOVE, ABOVE, LAST_TWO_BYTES)),
-    ("line head, last byte", 602, (LINE_HEAD, LAST_BYTE)),
-    ("line head, word", 603, (LINE_HEAD, WORD)),
-    ("line head, column", 605, (LINE_HEAD, COLUMN)),
-    ("column, byte above", 304, (COLUMN, ABOVE)),
-    ("scope, column", 306, (SCOPE, COLUMN)),
+    (300, (COLUMN, LAST_BYTE)),  # column, last byte
+    (301, (COLUMN, WORD)),  # column, word
+    (302, (ABOVE, LAST_BYTE)),  # byte above, last byte
+    (303, (AFTER_ABOVE, ABOVE, LAST_TWO_BYTES)),  # two bytes above, last two bytes
+    (602, (LINE_HEAD, LAST_BYTE)),  # line head, last byte
+    (603, (LINE_HEAD, WORD)),  # line head, word
+    (605, (LINE_HEAD, COLUMN)),  # line head, column
+    (304, (COLUMN, ABOVE)),  # column, byte above
+    (306, (SCOPE, COLUMN)),  # scope, column
 )
 MARK_CONTEXTS = (  # inside [[...]], {{...}}, <...>, a table cell or after '=' different things follow
-    ("mark, last byte", 600, (MARK, LAST_BYTE)),
-    ("mark, word", 601, (MARK, WORD)),
-    ("two marks, last byte", 604, (MARK_BEFORE, MARK, LAST_BYTE)),
-    ("scope, mark, last byte", 990, (SCOPE, MARK, LAST_BYTE)),
-    ("scope, word", 991, (SCOPE, WORD)),
-    ("nesting, last byte", 900, (NESTING, LAST_BYTE)),
-    ("nesting, word", 901, (NESTING, WORD)),
-    ("mark, last byte, word before the mark", 800, (MARK, LAST_BYTE, MARK_WORD)),
+    (600, (MARK, LAST_BYTE)),  # mark, last byte
+    (601, (MARK, WORD)),  # mark, word
+    (604, (MARK_BEFORE, MARK, LAST_BYTE)),  # two marks, last byte
+    (990, (SCOPE, MARK, LAST_BYTE)),  # scope, mark, last byte
+    (991, (SCOPE, WORD)),  # scope, word
+    (900, (NESTING, LAST_BYTE)),  # nesting, last byte
+    (901, (NESTING, WORD)),  # nesting, word
+    (800, (MARK, LAST_BYTE, MARK_WORD)),  # mark, last byte, word before the mark
 )
 INDIRECT_CONTEXTS = (  # what followed this context before, as a context: repeats at a distance
-    ("last token, what followed it", 1100, (LAST_TOKEN, FOLLOWED)),
-    ("last two tokens, what followed them", 1101, (token(0), token(1), FOLLOWED_TWO)),
+    (1100, (LAST_TOKEN, FOLLOWED)),  # last token, what followed it
+    (1101, (token(0), token(1), FOLLOWED_TWO)),  # last two tokens, what followed them
 )
 LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
-    ("stream", 983, (STREAM,)),
-    ("stream, last token", 980, (STREAM, token(0))),
-    ("stream, last two tokens", 981, (STREAM, token(0), token(1))),
-    ("stream, word", 982, (STREAM, WORD)),
+    (983, (STREAM,)),  # stream
+    (980, (STREAM, token(0))),  # stream, last token
+    (981, (STREAM, token(0), token(1))),  # stream, last two tokens
+    (982, (STREAM, WORD)),  # stream, word
 )
 
 
@@ -106,17 +106,18 @@ LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
 ONLINE_SALTS = (1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101, 203, 962, 605, 304, 901)
 
 
-def context_table(config, n_streams: int, n_matches: int) -> list[tuple[str, int, tuple]]:
-    """Every context of a model with this config, in input order: order 0 (the tree node
-    alone), the token contexts (orders, then sparse), the byte contexts, the word, line, mark
-    and local groups the config turns on, less the config's `without`, then one per match model."""
-    rows = [("order 0", 1, ())]
+def context_table(config, n_streams: int, n_matches: int) -> list[tuple[int, tuple]]:
+    """Every context of a model with this config as (salt, parts), in input order: order 0
+    (the tree node alone), the token contexts (orders, then sparse), the byte contexts, the
+    word, line, mark and local groups the config turns on, less the config's `without`, then
+    one per match model. (No names: every byte here is in every archive.)"""
+    rows = [(1, ())]
     for offsets in [tuple(range(k)) for k in config.orders] + [tuple(c) for c in config.sparse]:
-        rows.append((f"tokens {offsets}", 1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
+        rows.append((1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
     for skip, n in config.byte_contexts:
-        rows.append((f"text {skip},{n}", 2000 + 16 * skip + n, (text(skip, n),)))
+        rows.append((2000 + 16 * skip + n, (text(skip, n),)))
     groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.indirect, INDIRECT_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
     for enabled, group in groups:
         rows += list(group) if enabled else []
-    rows = [row for row in rows if row[1] not in config.without]
-    return rows + [(f"match {m}", 400 + m, (MATCHES + m,)) for m in range(n_matches)]
+    rows = [row for row in rows if row[0] not in config.without]
+    return rows + [(400 + m, (MATCHES + m,)) for m in range(n_matches)]

@@ -155,8 +155,8 @@ def _text_tables(token_bytes: list) -> dict:
 
 
 def _part_codes(rows: list) -> np.ndarray:
-    longest = max([len(parts) for _, _, parts in rows] + [1])
-    return np.array([list(parts) + [-1] * (longest - len(parts)) for _, _, parts in rows], dtype=np.int64).reshape(len(rows), longest)
+    longest = max([len(parts) for _, parts in rows] + [1])
+    return np.array([list(parts) + [-1] * (longest - len(parts)) for _, parts in rows], dtype=np.int64).reshape(len(rows), longest)
 
 
 class ContextMixingBase:
@@ -181,13 +181,13 @@ class ContextMixingBase:
         lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
         self.contexts = context_table(config, n_streams, len(lengths))
         online = config.online_hidden > 0
-        online_rows = [i for i, (_, salt, _) in enumerate(self.contexts) if online and salt in ONLINE_SALTS]
+        online_rows = [i for i, (salt, _) in enumerate(self.contexts) if online and salt in ONLINE_SALTS]
         history = max([2, *lengths] + [max(c) + 1 for c in config.sparse] + list(config.orders))
         params = [n_bits, vocab_size, n_streams, config.table_bits - 3, config.count_limit, config.learning_rate, len(self.contexts), len(lengths), neural is not None, online, 0]
         arrays = dict(
             params=np.array(params, dtype=np.int64),
             parts=_part_codes(self.contexts),
-            salts=np.array([salt * int(HASH_MULTIPLIER) % (1 << 64) for _, salt, _ in self.contexts], dtype=np.uint64),
+            salts=np.array([salt * int(HASH_MULTIPLIER) % (1 << 64) for salt, _ in self.contexts], dtype=np.uint64),
             refiner=new_refiner(self.refiner_contexts()),
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),

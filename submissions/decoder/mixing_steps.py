@@ -63,21 +63,21 @@ class ContextMixingModel(ContextMixingBase):
         config, n_bits, n_contexts = self.config, self.n_bits, len(self.contexts)
         selectors = selector_table(config)
         n_inputs = 3 * n_contexts + n_matches + (self.neural is not None) + (config.online_hidden > 0) + 1  # per context 3, + bias
-        sizes = [self.vocab_size + 1 if values is None else values for _, _, values, _ in selectors]
-        self.by_node = by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, _, node), size in zip(selectors, sizes)]
+        sizes = [self.vocab_size + 1 if values is None else values for _, values, _ in selectors]
+        self.by_node = by_node = [node and (size << n_bits) <= NODE_SETS for (_, _, node), size in zip(selectors, sizes)]
         sets = [size << n_bits if node else size * n_bits for size, node in zip(sizes, by_node)]
-        final_sets = [(self.vocab_size + 1 if size is None else size) * n_bits for _, _, size, _ in FINAL_LAYER]
+        final_sets = [(self.vocab_size + 1 if size is None else size) * n_bits for _, size in FINAL_LAYER]
         weights = new_mixer(sum(sets), n_inputs)
         final_weights = new_mixer(sum(final_sets), len(selectors) + 1)
         return dict(
             buckets=np.zeros(1 << config.table_bits, dtype=np.uint32),
             maps=new_state_maps(n_contexts * CELL_STATES),
             weights=weights,
-            sel_fact=np.array([fact for _, fact, _, _ in selectors], dtype=np.int64),
+            sel_fact=np.array([fact for fact, _, _ in selectors], dtype=np.int64),
             sel_by_node=np.array(by_node, dtype=np.int64),
             sel_offset=np.cumsum([0] + sets[:-1]).astype(np.int64),
             final_weights=final_weights,
-            final_fact=np.array([fact for _, fact, _, _ in FINAL_LAYER], dtype=np.int64),
+            final_fact=np.array([fact for fact, _ in FINAL_LAYER], dtype=np.int64),
             final_offset=np.cumsum([0] + final_sets[:-1]).astype(np.int64),
             run_maps=new_state_maps(n_contexts * RUN_CLASSES * n_bits),  # P(the run's bit) by (context, length, depth)
             match_maps=new_state_maps(n_matches * MATCH_CLASSES * n_bits).reshape(n_matches, MATCH_CLASSES * n_bits),  # by (length class, depth)

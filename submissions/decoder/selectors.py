@@ -7,26 +7,27 @@ from __future__ import annotations
 
 from .contexts import LAST_BYTE, LAST_TOKEN, LINE_HEAD, MARK, MATCH_CLASS, NESTING, SEEN_CLASS, ZERO
 
-# mixer selectors: (name, fact, values (None: vocab + 1), by node): a mixer keeps one weight
-# vector per value and tree node (by node, while that stays below NODE_SETS vectors) or per
-# value and depth
+# mixer selectors: (fact, values (None: vocab + 1), by node), named in comments: a mixer keeps
+# one weight vector per value and tree node (by node, while that stays below NODE_SETS vectors)
+# or per value and depth
 NODE_SETS = 1 << 19
 FIRST_LAYER = (  # (format 15: none by match length: +4 B on enwik6, and 6% of the coding time)
-    ("contexts seen", SEEN_CLASS, 128, False),
-    ("last byte", LAST_BYTE, 256, False),
-    ("node", ZERO, 1, True),
-    ("last token", LAST_TOKEN, None, True),
+    (SEEN_CLASS, 128, False),  # contexts seen
+    (LAST_BYTE, 256, False),  # last byte
+    (ZERO, 1, True),  # node
+    (LAST_TOKEN, None, True),  # last token
 )
-MARK_SELECTORS = (("mark", MARK, 257, True), ("nesting", NESTING, 64, True))
-LINE_SELECTORS = (("line head", LINE_HEAD, 257, True),)
-# the final mixers, over the first layer's outputs, averaged in the logistic domain
+MARK_SELECTORS = ((MARK, 257, True), (NESTING, 64, True))  # mark, nesting
+LINE_SELECTORS = ((LINE_HEAD, 257, True),)  # line head
+# the final mixers, over the first layer's outputs, averaged in the logistic domain: (fact,
+# values), by depth
 FINAL_LAYER = (
-    ("depth", ZERO, 1, False),
-    ("match length", MATCH_CLASS, 16, False),
-    ("contexts seen", SEEN_CLASS, 128, False),
-    ("last byte", LAST_BYTE, 256, False),
-    ("last token", LAST_TOKEN, None, False),
-    ("mark", MARK, 257, False),
+    (ZERO, 1),  # depth
+    (MATCH_CLASS, 16),  # match length
+    (SEEN_CLASS, 128),  # contexts seen
+    (LAST_BYTE, 256),  # last byte
+    (LAST_TOKEN, None),  # last token
+    (MARK, 257),  # mark
 )
 
 
