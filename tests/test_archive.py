@@ -48,6 +48,7 @@ from submissions.archive import (
     program_kind,
     shortened,
     split_program,
+    stated_model,
     strip_source,
 )
 from submissions.decoder import program, restore
@@ -96,7 +97,10 @@ def test_archive_restores_itself_byte_exact(packed, tmp_path):
 def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     """The mixing model, one stream: its kernels compile in the archive's own process."""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
-    assert inspect(archive).header["coding"]["shards"][0]["streams"] == 1
+    info = inspect(archive)
+    assert info.header["coding"]["shards"][0]["streams"] == 1
+    assert info.header["model"] == {"kind": "mix"}  # the defaults go unsaid (stated_model) ...
+    assert PipelineConfig.from_dict(info.config) == PipelineConfig()  # ... and come back in the run's config
     carried, default = archive_decoder(archive), decoder_modules("mix~neural_input")
     assert carried == default  # the coded second part (program.py) decodes to the same modules
     assert carried["decoder.online_model"] == default["decoder.online_model"]  # the network's code
@@ -534,3 +538,13 @@ def test_stripping_keeps_the_tested_program_verbatim():
         assert _kept_tokens(stripped) == _subsequence(_kept_tokens(stripped), _kept_tokens(source)), path.name
     quoted = 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")  # a comment\n'
     assert strip_source(quoted) == 'x = {"a": 1}\nprint(f"{x[\'a\']} # not a comment")\n'
+
+
+def test_the_header_states_a_model_by_what_differs_from_its_kind_s_defaults():
+    assert stated_model(PipelineConfig().to_dict()["model"]) == {"kind": "mix"}
+    tuned = PipelineConfig(model=MixingModelConfig(orders=(2, 3), learning_rate=12)).to_dict()["model"]
+    assert stated_model(tuned) == {"kind": "mix", "orders": (2, 3), "learning_rate": 12}
+    with_neural = dict(tuned, neural={"kind": "neural", "d_model": 64})
+    assert stated_model(with_neural)["neural"] == {"kind": "neural", "d_model": 64}  # what no config class states stays
+    neural = {"kind": "neural", "vocab_size": 512, "d_model": 64}
+    assert stated_model(neural) == neural  # the neural model's header is its own: nothing left out

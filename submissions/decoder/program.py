@@ -30,7 +30,7 @@ SMALL_TABLES = {"table_bits": 20, "online_table_bits": 16, "direct_bits": 20}  #
 
 def program_model(config: dict):
     """The archive's model (its header config) with small tables, over bytes, one stream."""
-    small = {key: min(value, SMALL_TABLES[key]) if key in SMALL_TABLES else value for key, value in config.items()}
+    small = dict(config, **{key: min(config.get(key, cap), cap) for key, cap in SMALL_TABLES.items()})  # a field the header leaves out (at its default) takes the cap
     return build_model(small, 256, 1, PROB_BITS, token_bytes=[bytes([i]) for i in range(256)])
 
 
