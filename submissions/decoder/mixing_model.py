@@ -95,13 +95,10 @@ class MixConfig:
     online_table_bits: int = 20  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (194 MiB at 96 units)
 
     def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
-        object.__setattr__(self, "orders", tuple(int(o) for o in self.orders))
-        object.__setattr__(self, "sparse", tuple(tuple(int(i) for i in c) for c in self.sparse))
-        object.__setattr__(self, "byte_contexts", tuple((int(skip), int(n)) for skip, n in self.byte_contexts))
-        object.__setattr__(self, "match_lengths", tuple(int(n) for n in self.match_lengths))
-        object.__setattr__(self, "local_match_lengths", tuple(int(n) for n in self.local_match_lengths))
-        object.__setattr__(self, "online_rates", tuple(int(r) for r in self.online_rates))
-        object.__setattr__(self, "without", tuple(int(salt) for salt in self.without))
+        for name in ("orders", "match_lengths", "local_match_lengths", "online_rates", "without"):
+            object.__setattr__(self, name, tuple(map(int, getattr(self, name))))
+        for name in ("sparse", "byte_contexts"):
+            object.__setattr__(self, name, tuple(tuple(map(int, c)) for c in getattr(self, name)))
 
 
 SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
