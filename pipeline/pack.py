@@ -14,7 +14,7 @@ from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
-from pipeline.tree_order import leading_bytes, relabel, tree_order
+from pipeline.tree_order import relabel, tree_order
 from submissions.archive import archive_parts, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
@@ -23,7 +23,7 @@ from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
 from submissions.fileio import check_output, claim_output, files_of
 from tokenizer import load_tokenizer
-from tokenizer.table import pack_table
+from tokenizer.table import leading_bytes, pack_table
 
 
 @dataclass(frozen=True)

@@ -69,16 +69,12 @@ def tokenize_file(data_path: Path, run: Path, config: PipelineConfig, source: So
     """Train the tokenizer on a sample, write it and the whole file's ids into the run; the
     number of ids. The file must still be the one `source` describes (re-hashed while read)."""
     marks = case_marks(byte_counts(data_path)) if config.tokenizer.fold_case else None
-    sample = [_folded(block, marks) for block in read_sample(data_path, source.size)]
+    sample = [fold_case(block, marks) for block in read_sample(data_path, source.size)]
     tokenizer = train_tokenizer_on_sample(sample, config.tokenizer.vocab_size, config.tokenizer.model_type)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
     with progress_bar("tokenizing (bytes)", progress) as update:
         chunks = _encoded_chunks(tokenizer, data_path, source, marks, update)
         return save_token_chunks(run, chunks, dtype, source.sha256, tokenizer.model_proto(), config.tokenizer, marks)
-
-
-def _folded(data: bytes, marks: tuple[int, int] | None) -> bytes:
-    return data if marks is None else fold_case(data, marks)
 
 
 def _unfolded(data: bytes, marks: tuple[int, int] | None) -> bytes:
@@ -92,7 +88,7 @@ def _encoded_chunks(tokenizer: Tokenizer, path: Path, source: Source, marks, upd
     digest, done = hashlib.sha256(), 0
     for chunk in text_chunks(path):
         digest.update(chunk)
-        ids = tokenizer.encode(_folded(chunk, marks))
+        ids = tokenizer.encode(fold_case(chunk, marks))
         if _unfolded(tokenizer.decode(ids), marks) != chunk:  # a bug, never a user error: refuse to go on
             raise RuntimeError("tokenizer round trip failed on this file")
         done += len(chunk)

@@ -49,15 +49,6 @@ def tree_order(tokens: np.ndarray, vocab_size: int, pinned: int = 0, report=None
     return order
 
 
-def leading_bytes(table: list[bytes]) -> int:
-    """How many entries at the table's start are the single bytes 0, 1, 2, ... (pinned: the
-    table stores them implicitly, tokens.py)."""
-    k = 0
-    while k < min(len(table), 256) and table[k] == bytes([k]):
-        k += 1
-    return k
-
-
 def relabel(tokens: np.ndarray, table: list[bytes], order: np.ndarray, block: int = 1 << 22) -> tuple[np.ndarray, list[bytes]]:
     """The tokens (a new array, filled a block at a time: the input may be a memory map) and the
     id -> bytes table with id order[i] renamed i."""

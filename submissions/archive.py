@@ -457,7 +457,15 @@ def stated_model(model: dict) -> dict:
     the encoder had; changing a default changes the format anyway (the default mixing model:
     ~120 B less header)."""
     defaults = _kind_defaults(model["kind"])
-    return {key: value for key, value in model.items() if key == "kind" or (value is not None if key not in defaults else json.loads(json.dumps(value)) != defaults[key])}
+
+    def stated(key: str, value) -> bool:
+        if key == "kind":
+            return True
+        if key in defaults:
+            return json.loads(json.dumps(value)) != defaults[key]  # as JSON: tuples and lists alike
+        return value is not None
+
+    return {key: value for key, value in model.items() if stated(key, value)}
 
 
 def _beyond(config: dict, known: dict) -> dict:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from pipeline.config import ContextModelConfig, MixingModelConfig, PipelineConfig
 from pipeline.pack import _coding_ids
-from pipeline.tree_order import leading_bytes, relabel, tree_order
+from pipeline.tree_order import relabel, tree_order
+from tokenizer.table import leading_bytes
 from tokenizer.table import detokenize
 
 

@@ -50,8 +50,11 @@ def case_marks(counts: np.ndarray) -> tuple[int, int] | None:
     return (free[0], free[1]) if len(free) >= 2 else None
 
 
-def fold_case(data: bytes, marks: tuple[int, int]) -> bytes:
-    """data with its capitals folded and marked (the module's rules); data must not hold a mark."""
+def fold_case(data: bytes, marks: tuple[int, int] | None) -> bytes:
+    """data with its capitals folded and marked (the module's rules); data must not hold a mark.
+    No marks (None): data as it is."""
+    if marks is None:
+        return data
     one, run = bytes([marks[0]]), bytes([marks[1]])
     data = CAPITAL_RUN.sub(lambda m: run + m.group().lower(), data)
     return LONE_CAPITAL.sub(lambda m: one + m.group().lower(), data)

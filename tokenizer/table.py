@@ -18,8 +18,9 @@ def _varints(values) -> bytes:
     return bytes(out)
 
 
-def _implicit_bytes(pieces: list[bytes]) -> int:
-    """How many leading entries are just their own index as one byte."""
+def leading_bytes(pieces: list[bytes]) -> int:
+    """How many leading entries are just their own index as one byte (the table stores them
+    implicitly; tree order keeps them in place)."""
     k = 0
     while k < min(len(pieces), 256) and pieces[k] == bytes([k]):
         k += 1
@@ -37,7 +38,7 @@ def _shared_prefix(a: bytes, b: bytes) -> int:
 
 def pack_table(pieces: list[bytes]) -> bytes:
     """Serialize the id -> bytes table (deterministic; the format is in submissions/decoder/tokens.py)."""
-    k = _implicit_bytes(pieces)
+    k = leading_bytes(pieces)
     shared, suffixes, previous = [], [], b""
     for piece in pieces[k:]:
         n = _shared_prefix(previous, piece)
