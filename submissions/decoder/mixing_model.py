@@ -39,7 +39,7 @@ from .contexts import (  # facts set per token
 from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
-from .match_model import match_find, match_record, new_match_state
+from .match_model import OFFSET, match_find, match_record, new_match_state, offset_find, offset_record
 from .mixing import MAP_LIMIT, U, map_learn, new_refiner, refine
 from .online_model import new_online_state
 from .run_model import new_run_state, run_find, run_record, run_touch
@@ -89,13 +89,14 @@ class MixConfig:
     count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
+    offset_lengths: tuple = (4,)  # offset models (match_model.offset_find), by tokens of context
     learning_rate: int = 16  # mixer step size
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
     online_rates: tuple = (8, 48)  # its learning rates in 1/1024: output weights, embeddings
     online_table_bits: int = 20  # the contexts' embeddings: a hashed table of 2**online_table_bits rows (194 MiB at 96 units)
 
     def __post_init__(self):  # JSON gives lists; keep the frozen config hashable
-        for name in ("orders", "match_lengths", "local_match_lengths", "online_rates", "without"):
+        for name in ("orders", "match_lengths", "local_match_lengths", "offset_lengths", "online_rates", "without"):
             object.__setattr__(self, name, tuple(map(int, getattr(self, name))))
         for name in ("sparse", "byte_contexts"):
             object.__setattr__(self, name, tuple(tuple(map(int, c)) for c in getattr(self, name)))
@@ -103,7 +104,7 @@ class MixConfig:
 
 SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
     "SharedState",
-    "params parts salts refiner match_table match_state match_hash match_lengths match_local"
+    "params parts salts refiner match_table match_state match_hash match_lengths match_local byte_token last_start"
     " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
     " run_table run_found run_alive"
     " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
@@ -175,7 +176,7 @@ class ContextMixingBase:
         self.neural = neural  # a token model with step(prev) -> (B, V) frequencies, or None
         if token_bytes is None:  # a bytes-only vocabulary: token i is byte i
             token_bytes = [bytes([i % 256]) for i in range(vocab_size)]
-        lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths)
+        lengths = tuple(config.local_match_lengths) + tuple(config.match_lengths) + tuple(config.offset_lengths)
         self.contexts = context_table(config, n_streams, len(lengths))
         online = config.online_hidden > 0
         online_rows = [i for i, (salt, _) in enumerate(self.contexts) if online and salt in ONLINE_SALTS]
@@ -188,7 +189,9 @@ class ContextMixingBase:
             refiner=new_refiner(self.refiner_contexts()),
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),
-            match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths), dtype=np.int64),
+            match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths) + [OFFSET] * len(config.offset_lengths), dtype=np.int64),
+            byte_token=np.zeros((n_streams, 1 << TEXT_RING_BITS), dtype=np.int64),  # per byte of text: the token that starts there (its place in the token ring + 1), else 0
+            last_start=np.full((n_streams, vocab_size), -1, dtype=np.int64),  # per token id: the byte where it last started
             history=np.zeros((n_streams, history), dtype=np.int64),  # token + 1, newest first; 0 = none
             text=np.zeros((n_streams, TEXT_SCOPE + 1), dtype=np.uint64),
             lines=np.zeros((n_streams, NEST + 3), dtype=np.int64),
@@ -247,7 +250,10 @@ def token_facts(s, b, position):
     f[FOLLOWED_TWO] = U(s.followed_two[two_tokens_slot(s, b)])
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
-        match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
+        if s.match_local[m] == OFFSET:
+            offset_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, s.byte_token, length, n_bits)
+        else:
+            match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
         length_class = s.match_state[m, b, MATCH_CLASS_COLUMN]
         f[MATCHES + m] = U(s.match_state[m, b, PREDICTED] << 8 | length_class) if length_class else U(0)
     touched = I(0)
@@ -286,8 +292,15 @@ def record_token(s, b, position, token):
     s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
     at = two_tokens_slot(s, b)
     s.followed_two[at] = (U(s.followed_two[at]) << U(16) | follower) & U(0xFFFFFFFF)
+    start, mask = s.lines[b, LENGTH], s.byte_token.shape[1] - 1
     for m in range(s.params[N_MATCHES]):
-        match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
+        if s.match_local[m] == OFFSET:
+            offset_record(s.match_table, s.match_state, s.match_hash, m, b, s.token_ring, s.last_start, token, start)
+        else:
+            match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
+    s.last_start[b, token] = start  # where the token starts, for the offset models
+    for j in range(s.token_info[token, T_LENGTH]):
+        s.byte_token[b, (start + j) & mask] = 0 if j else position + 1
     for j in range(s.history.shape[1] - 1, 0, -1):
         s.history[b, j] = s.history[b, j - 1]
     s.history[b, 0] = token + 1
