@@ -39,7 +39,7 @@ from .contexts import (  # facts set per token
 from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
-from .match_model import OFFSET, match_find, match_record, new_match_state, offset_find, offset_record
+from .match_model import OFFSET, find_match, new_match_state, new_offset_state, record_matches
 from .mixing import MAP_LIMIT, U, map_learn, new_refiner, refine
 from .online_model import new_online_state
 from .run_model import new_run_state, run_find, run_record, run_touch
@@ -89,7 +89,7 @@ class MixConfig:
     count_limit: int = 511  # a cell's counts are halved past this sum (adapts to change; 255: +16 B on enwik6)
     match_lengths: tuple = (2, 4, 8)  # one match model per length: tokens of context a match must share
     local_match_lengths: tuple = (1,)  # the same, finding matches only in the stream's own text
-    offset_lengths: tuple = (4,)  # offset models (match_model.offset_find), by tokens of context
+    offset_lengths: tuple = (4,)  # offset models (match_model.offset_find), by tokens of context (2, 3: a little worse on nodejs; (3, 4): -12 B there)
     learning_rate: int = 16  # mixer step size
     online_hidden: int = 96  # a network that learns while it codes (online_model.py): its hidden units, 0 = none
     online_rates: tuple = (8, 48)  # its learning rates in 1/1024: output weights, embeddings
@@ -190,8 +190,7 @@ class ContextMixingBase:
             **new_match_state(len(lengths), n_streams, n_bits, min(config.table_bits, 22)),
             match_lengths=np.array(lengths, dtype=np.int64),
             match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths) + [OFFSET] * len(config.offset_lengths), dtype=np.int64),
-            byte_token=np.zeros((n_streams, 1 << TEXT_RING_BITS), dtype=np.int64),  # per byte of text: the token that starts there (its place in the token ring + 1), else 0
-            last_start=np.full((n_streams, vocab_size), -1, dtype=np.int64),  # per token id: the byte where it last started
+            **new_offset_state(n_streams, vocab_size, TEXT_RING_BITS),
             history=np.zeros((n_streams, history), dtype=np.int64),  # token + 1, newest first; 0 = none
             text=np.zeros((n_streams, TEXT_SCOPE + 1), dtype=np.uint64),
             lines=np.zeros((n_streams, NEST + 3), dtype=np.int64),
@@ -250,10 +249,7 @@ def token_facts(s, b, position):
     f[FOLLOWED_TWO] = U(s.followed_two[two_tokens_slot(s, b)])
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
-        if s.match_local[m] == OFFSET:
-            offset_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, s.byte_token, length, n_bits)
-        else:
-            match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
+        find_match(s, m, b, position, length, n_streams, n_bits)
         length_class = s.match_state[m, b, MATCH_CLASS_COLUMN]
         f[MATCHES + m] = U(s.match_state[m, b, PREDICTED] << 8 | length_class) if length_class else U(0)
     touched = I(0)
@@ -292,15 +288,7 @@ def record_token(s, b, position, token):
     s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
     at = two_tokens_slot(s, b)
     s.followed_two[at] = (U(s.followed_two[at]) << U(16) | follower) & U(0xFFFFFFFF)
-    start, mask = s.lines[b, LENGTH], s.byte_token.shape[1] - 1
-    for m in range(s.params[N_MATCHES]):
-        if s.match_local[m] == OFFSET:
-            offset_record(s.match_table, s.match_state, s.match_hash, m, b, s.token_ring, s.last_start, token, start)
-        else:
-            match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
-    s.last_start[b, token] = start  # where the token starts, for the offset models
-    for j in range(s.token_info[token, T_LENGTH]):
-        s.byte_token[b, (start + j) & mask] = 0 if j else position + 1
+    record_matches(s, b, position, token, s.lines[b, LENGTH], s.token_info[token, T_LENGTH], s.params[N_MATCHES], s.params[STREAMS])
     for j in range(s.history.shape[1] - 1, 0, -1):
         s.history[b, j] = s.history[b, j - 1]
     s.history[b, 0] = token + 1
