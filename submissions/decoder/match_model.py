@@ -163,27 +163,3 @@ def offset_record(s, m, b, token, start):
     else:
         distance, times = (start - before if 0 <= before and start - before <= OFFSET_LIMIT else 0), 0
     table[m, where] = times << 16 | distance
-
-
-@kernel
-def find_match(s, m, b, position, start, n_streams, n_bits):
-    """Match model m's guess before stream b's token (at `position` of the token ring, from
-    byte `start`)."""
-    if s.match_local[m] == OFFSET:
-        offset_find(s, m, b, start, n_bits)
-    else:
-        match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
-
-
-@kernel
-def record_matches(s, b, position, token, start, length, n_matches, n_streams):
-    """After stream b's token (`length` bytes from byte `start`): every match model learns it;
-    where it starts is kept for the offset models' guesses."""
-    for m in range(n_matches):
-        if s.match_local[m] == OFFSET:
-            offset_record(s, m, b, token, start)
-        else:
-            match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, n_streams)
-    s.last_start[b, token] = start
-    for j in range(length):
-        s.byte_token[b, (start + j) & (s.byte_token.shape[1] - 1)] = 0 if j else position + 1

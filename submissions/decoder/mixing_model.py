@@ -39,7 +39,7 @@ from .contexts import (  # facts set per token
 from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
 from .match_model import PREDICTED
-from .match_model import OFFSET, find_match, new_match_state, new_offset_state, record_matches
+from .match_model import OFFSET, match_find, match_record, new_match_state, new_offset_state, offset_find, offset_record
 from .mixing import MAP_LIMIT, U, map_learn, new_refiner, refine
 from .online_model import new_online_state
 from .run_model import new_run_state, run_find, run_record, run_touch
@@ -249,7 +249,10 @@ def token_facts(s, b, position):
     f[FOLLOWED_TWO] = U(s.followed_two[two_tokens_slot(s, b)])
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
     for m in range(s.params[N_MATCHES]):
-        find_match(s, m, b, position, length, n_streams, n_bits)
+        if s.match_local[m] == OFFSET:
+            offset_find(s, m, b, length, n_bits)
+        else:
+            match_find(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.match_local[m], s.history, s.token_ring, position, n_streams, n_bits)
         length_class = s.match_state[m, b, MATCH_CLASS_COLUMN]
         f[MATCHES + m] = U(s.match_state[m, b, PREDICTED] << 8 | length_class) if length_class else U(0)
     touched = I(0)
@@ -288,7 +291,15 @@ def record_token(s, b, position, token):
     s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
     at = two_tokens_slot(s, b)
     s.followed_two[at] = (U(s.followed_two[at]) << U(16) | follower) & U(0xFFFFFFFF)
-    record_matches(s, b, position, token, s.lines[b, LENGTH], s.token_info[token, T_LENGTH], s.params[N_MATCHES], s.params[STREAMS])
+    start = s.lines[b, LENGTH]
+    for m in range(s.params[N_MATCHES]):
+        if s.match_local[m] == OFFSET:
+            offset_record(s, m, b, token, start)
+        else:
+            match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
+    s.last_start[b, token] = start  # where the token starts, for the offset models
+    for j in range(s.token_info[token, T_LENGTH]):
+        s.byte_token[b, (start + j) & (s.byte_token.shape[1] - 1)] = 0 if j else position + 1
     for j in range(s.history.shape[1] - 1, 0, -1):
         s.history[b, j] = s.history[b, j - 1]
     s.history[b, 0] = token + 1
