@@ -112,7 +112,7 @@ def match_record(table, state, hashes, m, b, min_length, history, ring, position
 # followed by the last line's hash. An offset model remembers, per context, how many bytes back
 # the token that followed it had last been written, and guesses the token that starts that far
 # back now. The nodejs changelog: -3.0% of payload (its second hashes cost 2,073 B, now 184 B);
-# enwik6, Python docs and vim notes: 0-0.03%, less than the ~300 B of program this code and
+# enwik6, Python docs and vim notes: 0-0.03%, less than the ~350 B of program this code and
 # its state cost in every archive, a cost that vanishes on files of Hutter-prize size.
 #
 # An offset model is match model m with match_local[m] == OFFSET: the same state (its guess in

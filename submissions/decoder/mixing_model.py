@@ -291,19 +291,15 @@ def record_token(s, b, position, token):
     s.followed[last] = (s.followed[last] << U(16) | follower) & U(0xFFFFFFFF)
     at = two_tokens_slot(s, b)
     s.followed_two[at] = (U(s.followed_two[at]) << U(16) | follower) & U(0xFFFFFFFF)
-    start = s.lines[b, LENGTH]
     for m in range(s.params[N_MATCHES]):
         if s.match_local[m] == OFFSET:
-            offset_record(s, m, b, token, start)
+            offset_record(s, m, b, token, s.lines[b, LENGTH])
         else:
             match_record(s.match_table, s.match_state, s.match_hash, m, b, s.match_lengths[m], s.history, s.token_ring, position, token, s.params[STREAMS])
-    s.last_start[b, token] = start  # where the token starts, for the offset models
-    for j in range(s.token_info[token, T_LENGTH]):
-        s.byte_token[b, (start + j) & (s.byte_token.shape[1] - 1)] = 0 if j else position + 1
     for j in range(s.history.shape[1] - 1, 0, -1):
         s.history[b, j] = s.history[b, j - 1]
     s.history[b, 0] = token + 1
-    record_text(s, b, token)
+    record_text(s, b, position, token)
 
 
 @kernel
@@ -314,8 +310,9 @@ def two_tokens_slot(s, b):
 
 
 @kernel
-def record_text(s, b, token):
-    """Bytes, words, lines, markup and nesting after stream b's token."""
+def record_text(s, b, position, token):
+    """Bytes (and where the token starts, for the offset models), words, lines, markup and nesting
+    after stream b's token (at `position` of the token ring)."""
     text, lines, info = s.text, s.lines, s.token_info
     word = text[b, TEXT_WORD]
     breaks = info[token, T_BREAKS]
@@ -335,8 +332,10 @@ def record_text(s, b, token):
     # lines: append the bytes, move the line starts
     ring_mask = s.text_ring.shape[1] - 1
     start, length = lines[b, LENGTH], info[token, T_LENGTH]
-    for j in range(length):
+    for j in range(length):  # the bytes, and per byte the token (at `position`) that starts there, for the offset models
         s.text_ring[b, (start + j) & ring_mask] = s.token_bytes[token, j]
+        s.byte_token[b, (start + j) & ring_mask] = 0 if j else position + 1
+    s.last_start[b, token] = start
     lines[b, LENGTH] = start + length
     after, in_token = info[token, T_AFTER_NEWLINE], info[token, T_LINE_IN_TOKEN]
     previous = lines[b, LINE_START] if after >= 0 else lines[b, PREVIOUS_LINE]
