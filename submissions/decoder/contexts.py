@@ -37,11 +37,14 @@ MATCH_CLASS = 18  # per decision: the first match model's length class while its
 SEEN_CLASS = 19  # per decision: which of the first four contexts after order 0 were seen, and an eighth of the rest
 FOLLOWED = 20  # the last two tokens that followed the last token, the last times it occurred (indirect)
 FOLLOWED_TWO = 21  # the same after the last two tokens
-MATCHES = 22  # MATCHES + m: match model m's (predicted token << 8 | length class)
+CLASSES = 22  # the classes of the last CLASS_BYTES bytes of text (BYTE_CLASSES), CLASS_BITS each: the text's shape
+MATCHES = 23  # MATCHES + m: match model m's (predicted token << 8 | length class)
 TOKEN_PARTS = 64  # part codes below this are facts; token(j) = TOKEN_PARTS + j
 TEXT_PARTS = 128  # text(skip, n) = TEXT_PARTS + 16 * skip + n
 
 COLUMN_CAP = 63
+CLASS_BITS, CLASS_BYTES = 3, 12
+BYTE_CLASSES = (b"[]{}<>|=", b" ", b"\n", b"0123456789", bytes(range(65, 91)), bytes(range(97, 123)) + bytes(range(128, 256)), bytes(range(32)))  # classes 1-7 (the first that holds the byte), else 0
 MARKS = b"[]{}<>|=*#:'&;\n()/\""  # the markup bytes (adding .,!?-_ coded larger)
 NESTING_BRACKETS = ((b"[", b"]", 3), (b"{", b"}", 3), (b"<", b">", 1))  # open minus closed, capped
 
@@ -88,6 +91,10 @@ MARK_CONTEXTS = (  # inside [[...]], {{...}}, <...>, a table cell or after '=' d
     (901, (NESTING, WORD)),  # nesting, word
     (800, (MARK, LAST_BYTE, MARK_WORD)),  # mark, last byte, word before the mark
 )
+CLASS_CONTEXTS = (  # the shape of the last bytes (`xx, 1984 ` or `]]\n* [[`) says what kind of token comes next
+    (1200, (CLASSES,)),  # classes of the last 12 bytes
+    (1201, (CLASSES, LAST_TWO_BYTES)),  # the same, last two bytes
+)
 INDIRECT_CONTEXTS = (  # what followed this context before, as a context: repeats at a distance
     (1100, (LAST_TOKEN, FOLLOWED)),  # last token, what followed it
     (1101, (token(0), token(1), FOLLOWED_TWO)),  # last two tokens, what followed them
@@ -102,21 +109,22 @@ LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
 
 # the contexts whose hashes the online network embeds (online_model.py), by salt, where the
 # model has them: orders 1-4, the tokens 2 and 3 back, 1/3/8 bytes of text, the word with what
-# came before, column and word, mark and word, the indirect ones, and (format 9) format 8's five
-ONLINE_SALTS = (1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101, 203, 962, 605, 304, 901)
+# came before, column and word, mark and word, the indirect ones, (format 9) format 8's five, and
+# (format 18) the classes of the last bytes
+ONLINE_SALTS = (1200, 1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101, 203, 962, 605, 304, 901)
 
 
 def context_table(config, n_streams: int, n_matches: int) -> list[tuple[int, tuple]]:
     """Every context of a model with this config as (salt, parts), in input order: order 0
     (the tree node alone), the token contexts (orders, then sparse), the byte contexts, the
-    word, line, mark and local groups the config turns on, less the config's `without`, then
+    word, line, mark, local and class groups the config turns on, less the config's `without`, then
     one per match model. (No names: every byte here is in every archive.)"""
     rows = [(1, ())]
     for offsets in [tuple(range(k)) for k in config.orders] + [tuple(c) for c in config.sparse]:
         rows.append((1000 + sum(1 << j for j in offsets), tuple(map(token, offsets))))
     for skip, n in config.byte_contexts:
         rows.append((2000 + 16 * skip + n, (text(skip, n),)))
-    groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.indirect, INDIRECT_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS))
+    groups = ((config.word, WORD_CONTEXTS), (config.lines, LINE_CONTEXTS), (config.marks, MARK_CONTEXTS), (config.indirect, INDIRECT_CONTEXTS), (config.local and n_streams > 1, LOCAL_CONTEXTS), (config.classes, CLASS_CONTEXTS))
     for enabled, group in groups:
         rows += list(group) if enabled else []
     rows = [row for row in rows if row[0] not in config.without]
