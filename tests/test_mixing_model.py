@@ -29,6 +29,7 @@ from submissions.decoder.contexts import (
     NESTING_BRACKETS,
     ONLINE_SALTS,
     SCOPE,
+    SHAPE,
     WORD,
     context_table,
 )
@@ -113,8 +114,8 @@ def test_round_trip_with_a_token_text_table(tokens, n_streams):
 @example([ord("<")] * 3 + [TEXT_TABLE.index(b"{{")] * 5 + [TEXT_TABLE.index(b"[[")] * 5 + [TEXT_TABLE.index(b"]]"), ord(">")] * 2, 1)
 def test_line_and_markup_facts_follow_the_text(tokens, n_streams):
     """The column, the byte above (same column, line before) and the one after it, the line's
-    first byte, the last two markup bytes, the nesting and the classes of the last 12 bytes
-    match the text written so far."""
+    first byte, the last two markup bytes, the nesting, the classes of the last 12 bytes and
+    the last 12 runs of classes match the text written so far."""
     drive = Driver(model(len(TEXT_TABLE), n_streams, TEXT_TABLE, **SMALL))
     texts = [b""] * n_streams
     for i in range(0, len(tokens) - n_streams + 1, n_streams):
@@ -134,8 +135,10 @@ def test_line_and_markup_facts_follow_the_text(tokens, n_streams):
                 for j, (opening, closing, cap) in enumerate(NESTING_BRACKETS):
                     nesting[j] = min(max(nesting[j] + TEXT_TABLE[token].count(opening) - TEXT_TABLE[token].count(closing), 0), cap)
             assert facts[NESTING] == nesting[0] * 16 + nesting[1] * 2 + nesting[2]
-            classes = [next((k + 1 for k, members in enumerate(BYTE_CLASSES) if byte in members), 0) for byte in text[-12:]]
-            assert facts[CLASSES] == sum(c << 3 * (len(classes) - 1 - j) for j, c in enumerate(classes))
+            classes = [next((k + 1 for k, members in enumerate(BYTE_CLASSES) if byte in members), 0) for byte in text]
+            shape = [c for j, c in enumerate(classes) if c != ([0] + classes)[j]]  # a class once per run (the text starts after class 0)
+            assert facts[CLASSES] == sum(c << 3 * j for j, c in enumerate(reversed(classes[-12:])))
+            assert facts[SHAPE] == sum(c << 3 * j for j, c in enumerate(reversed(shape[-12:])))
         step = tokens[i : i + n_streams]
         drive.feed(step)
         texts = [text + TEXT_TABLE[token] for text, token in zip(texts, step)]
@@ -358,10 +361,10 @@ def test_the_context_and_selector_tables_are_pinned():
     everything = EVERY_CONTEXT
     matches = len(everything.match_lengths) + len(everything.local_match_lengths)
     rows = context_table(everything, 1, matches)
-    assert len({salt for salt, _ in rows}) == len(rows) == 51  # one salt per context
-    assert len(context_table(everything, 2, matches)) == 55  # + the 4 local contexts with several streams
+    assert len({salt for salt, _ in rows}) == len(rows) == 53  # one salt per context
+    assert len(context_table(everything, 2, matches)) == 57  # + the 4 local contexts with several streams
     table = json.dumps([rows, selector_table(everything), list(FINAL_LAYER), ONLINE_SALTS])
-    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "de1d280c82fe69f9"  # format 18: the class contexts (format 16: the names only in comments)
+    assert hashlib.sha256(table.encode()).hexdigest()[:16] == "c03ef4a7705296e3"  # format 18: the class and shape contexts, the first-layer mixer by the last 3 bytes' classes (format 16: the names only in comments)
     default = MixConfig()  # the default leaves these out
     assert default.orders == (3, 4) and default.without == (200, 300, 301, 1101, 961, 302, 800, 600)
     assert default.sparse == EVERY_CONTEXT.sparse[:2] and default.byte_contexts == tuple(c for c in EVERY_CONTEXT.byte_contexts if c != (0, 8))
@@ -382,7 +385,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 3, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "b2be2f134f91d4cf"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "fd40687e68f0f519"
 
 
 def test_a_changed_payload_is_refused():

@@ -37,8 +37,10 @@ MATCH_CLASS = 18  # per decision: the first match model's length class while its
 SEEN_CLASS = 19  # per decision: which of the first four contexts after order 0 were seen, and an eighth of the rest
 FOLLOWED = 20  # the last two tokens that followed the last token, the last times it occurred (indirect)
 FOLLOWED_TWO = 21  # the same after the last two tokens
-CLASSES = 22  # the classes of the last CLASS_BYTES bytes of text (BYTE_CLASSES), CLASS_BITS each: the text's shape
-MATCHES = 23  # MATCHES + m: match model m's (predicted token << 8 | length class)
+CLASSES = 22  # the classes of the last CLASS_BYTES bytes of text (BYTE_CLASSES), CLASS_BITS each, newest lowest
+LAST_CLASSES = 23  # the classes of the last 3 bytes (9 bits): a mixer selector
+SHAPE = 24  # the same with each run of a class as one (`Aaaaa 12, ` as `Aa 1, `): 12 classes, reaching further back
+MATCHES = 25  # MATCHES + m: match model m's (predicted token << 8 | length class)
 TOKEN_PARTS = 64  # part codes below this are facts; token(j) = TOKEN_PARTS + j
 TEXT_PARTS = 128  # text(skip, n) = TEXT_PARTS + 16 * skip + n
 
@@ -94,6 +96,8 @@ MARK_CONTEXTS = (  # inside [[...]], {{...}}, <...>, a table cell or after '=' d
 CLASS_CONTEXTS = (  # the shape of the last bytes (`xx, 1984 ` or `]]\n* [[`) says what kind of token comes next
     (1200, (CLASSES,)),  # classes of the last 12 bytes
     (1201, (CLASSES, LAST_TWO_BYTES)),  # the same, last two bytes
+    (1202, (SHAPE,)),  # the shape: runs of classes
+    (1203, (SHAPE, LAST_TWO_BYTES)),  # the shape, last two bytes
 )
 INDIRECT_CONTEXTS = (  # what followed this context before, as a context: repeats at a distance
     (1100, (LAST_TOKEN, FOLLOWED)),  # last token, what followed it

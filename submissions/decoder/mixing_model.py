@@ -33,8 +33,8 @@ import numpy as np
 
 from .contexts import BYTE_CLASSES, CLASS_BITS, CLASS_BYTES, COLUMN_CAP, MARKS, MATCHES, NESTING_BRACKETS, ONLINE_SALTS, TEXT_PARTS, TOKEN_PARTS, context_table
 from .contexts import (  # facts set per token
-    ABOVE, CLASSES, COLUMN, FOLDED_WORD, FOLLOWED, FOLLOWED_TWO, LAST_BYTE, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
-    MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, STREAM, WORD, WORD_BEFORE, ZERO,
+    ABOVE, CLASSES, COLUMN, FOLDED_WORD, FOLLOWED, FOLLOWED_TWO, LAST_BYTE, LAST_CLASSES, LAST_TOKEN, LAST_TWO_BYTES, LINE_HEAD, MARK,
+    MARK_BEFORE, MARK_WORD, NESTING, PREVIOUS_WORD, SCOPE, SHAPE, STREAM, WORD, WORD_BEFORE, ZERO,
 )  # fmt: skip
 from .jit import I, kernel
 from .match_model import CLASS as MATCH_CLASS_COLUMN
@@ -56,13 +56,13 @@ NEST_CAPS = np.array([cap for _, _, cap in NESTING_BRACKETS], dtype=np.int64)
 # params: the model's scalars, one int64 array
 N_BITS, VOCAB, STREAMS, BUCKET_BITS, COUNT_LIMIT, RATE, N_CONTEXTS, N_MATCHES, HAS_NEURAL, HAS_ONLINE, TOUCHED = range(11)
 # text: per stream, uint64 columns
-BYTES, TEXT_WORD, TEXT_PREVIOUS_WORD, TEXT_WORD_BEFORE, TEXT_FOLDED, TEXT_MARK, TEXT_MARK_BEFORE, TEXT_MARK_WORD, TEXT_SCOPE, TEXT_CLASSES = range(10)
+BYTES, TEXT_WORD, TEXT_PREVIOUS_WORD, TEXT_WORD_BEFORE, TEXT_FOLDED, TEXT_MARK, TEXT_MARK_BEFORE, TEXT_MARK_WORD, TEXT_SCOPE, TEXT_CLASSES, TEXT_SHAPE = range(11)
 # lines: per stream, int64 columns
 LENGTH, LINE_START, PREVIOUS_LINE, SCOPE_PENDING, NEST = range(5)  # NEST, NEST + 1, NEST + 2: [ { < open
 # token_info: per token id, int64 columns
 T_LENGTH, T_AFTER_NEWLINE, T_LINE_IN_TOKEN, T_BREAKS, T_OPENS, T_MARK_OLDER, T_MARK_LAST, T_TAIL_BITS, T_NEST = range(9)
 # token_hash: per token id, uint64 columns
-T_TAIL, T_WORD_TAIL, T_FOLDED, T_FOLDED_WORD_TAIL, T_CLASSES = range(5)
+T_TAIL, T_WORD_TAIL, T_FOLDED, T_FOLDED_WORD_TAIL = range(4)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class MixConfig:
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
-    classes: bool = True  # the classes of the last 12 bytes (letter, capital, digit, space, markup, ...), alone and with the last two bytes
+    classes: bool = True  # the classes of the last 12 bytes (letter, capital, digit, space, markup, ...) and the text's shape, alone and with the last two bytes
     without: tuple = (200, 300, 301, 1101, 961, 302, 800, 600)  # contexts of the groups above left out, by salt (contexts.py):
     # the word, column with last byte / word, the last two tokens' followers, two words before, the byte above (beside the
     # others each gains nothing; with orders 1 and 2: -112 B and ~17% of the coding time on enwik6, format 14); the mark with
@@ -106,7 +106,7 @@ class MixConfig:
 SharedState = namedtuple(  # the state record's fields that the kernels per token and the refiners read
     "SharedState",
     "params parts salts refiner match_table match_state match_hash match_lengths match_local byte_token last_start"
-    " history text lines text_ring token_ring token_info token_hash token_bytes followed followed_two"
+    " history text lines text_ring token_ring token_info token_hash token_bytes byte_class followed followed_two"
     " run_table run_found run_alive"
     " online_params online_contexts context_rows row_rates embed out_w h grad_h online_logits"
     " facts context_hash refine_at",
@@ -119,8 +119,7 @@ def _text_tables(token_bytes: list) -> dict:
     (holds a byte that is neither a letter nor a digit), whether it opens [ { <, its last two
     markup bytes + 1 (0: none; older first), how many bits its last 8 bytes hold, its nesting
     change; (token_hash) its last 8 bytes, a hash of what follows its last non-letter byte, the
-    id of the token with ASCII letters lower-cased (itself if none), that one's word tail and
-    the classes of its last CLASS_BYTES bytes;
+    id of the token with ASCII letters lower-cased (itself if none) and that one's word tail;
     (token_bytes) its bytes, zero-padded."""
     def is_letter(b: int) -> bool:
         return b >= 0x80 or chr(b).isalnum()
@@ -145,15 +144,13 @@ def _text_tables(token_bytes: list) -> dict:
                 *[text.count(o) - text.count(c) for o, c, _ in NESTING_BRACKETS],
             ]
         )
-        classes = 0
-        for byte in text[-CLASS_BYTES:]:
-            classes = classes << CLASS_BITS | next((k + 1 for k, members in enumerate(BYTE_CLASSES) if byte in members), 0)
-        hashes.append([int.from_bytes(text[-8:], "big"), word_tail(text), ids.get(text.lower(), i), word_tail(text.lower()), classes])
+        hashes.append([int.from_bytes(text[-8:], "big"), word_tail(text), ids.get(text.lower(), i), word_tail(text.lower())])
     width = max(1, max(map(len, token_bytes)))
     return {
         "token_info": np.array(info, dtype=np.int64).reshape(len(token_bytes), T_NEST + 3),
-        "token_hash": np.array(hashes, dtype=np.uint64).reshape(len(token_bytes), T_CLASSES + 1),
+        "token_hash": np.array(hashes, dtype=np.uint64).reshape(len(token_bytes), 4),
         "token_bytes": np.array([list(t) + [0] * (width - len(t)) for t in token_bytes], dtype=np.uint8).reshape(len(token_bytes), width),
+        "byte_class": np.array([next((k + 1 for k, members in enumerate(BYTE_CLASSES) if byte in members), 0) for byte in range(256)], dtype=np.uint8),
     }
 
 
@@ -197,7 +194,7 @@ class ContextMixingBase:
             match_local=np.array([1] * len(config.local_match_lengths) + [0] * len(config.match_lengths) + [OFFSET] * len(config.offset_lengths), dtype=np.int64),
             **new_offset_state(n_streams, vocab_size, TEXT_RING_BITS),
             history=np.zeros((n_streams, history), dtype=np.int64),  # token + 1, newest first; 0 = none
-            text=np.zeros((n_streams, TEXT_CLASSES + 1), dtype=np.uint64),
+            text=np.zeros((n_streams, TEXT_SHAPE + 1), dtype=np.uint64),
             lines=np.zeros((n_streams, NEST + 3), dtype=np.int64),
             text_ring=np.zeros((n_streams, 1 << TEXT_RING_BITS), dtype=np.uint8),
             token_ring=np.zeros(1 << TOKEN_RING_BITS, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32),
@@ -250,7 +247,8 @@ def token_facts(s, b, position):
     f[LINE_HEAD] = U(I(ring[b, line_start & ring_mask]) + 1) if 0 < column <= ring_mask else U(0)
     f[NESTING] = U(lines[b, NEST] * 16 + lines[b, NEST + 1] * 2 + lines[b, NEST + 2])
     f[STREAM] = U(b + 1)
-    f[CLASSES] = text[b, TEXT_CLASSES]
+    f[CLASSES], f[SHAPE] = text[b, TEXT_CLASSES], text[b, TEXT_SHAPE]
+    f[LAST_CLASSES] = text[b, TEXT_CLASSES] & U((1 << 3 * CLASS_BITS) - 1)
     f[FOLLOWED] = s.followed[s.history[b, 0]]
     f[FOLLOWED_TWO] = U(s.followed_two[two_tokens_slot(s, b)])
     n_streams, n_bits = s.params[STREAMS], s.params[N_BITS]
@@ -335,14 +333,20 @@ def record_text(s, b, position, token):
         text[b, BYTES] = s.token_hash[token, T_TAIL]
     elif bits > 0:
         text[b, BYTES] = text[b, BYTES] << U(bits) | s.token_hash[token, T_TAIL]
-    shift = U(CLASS_BITS * min(info[token, T_LENGTH], CLASS_BYTES))
-    text[b, TEXT_CLASSES] = (text[b, TEXT_CLASSES] << shift | s.token_hash[token, T_CLASSES]) & U((1 << CLASS_BITS * CLASS_BYTES) - 1)
-    # lines: append the bytes, move the line starts
+    # lines: append the bytes, move the line starts; the bytes' classes
     ring_mask = s.text_ring.shape[1] - 1
     start, length = lines[b, LENGTH], info[token, T_LENGTH]
+    classes, shape = text[b, TEXT_CLASSES], text[b, TEXT_SHAPE]
     for j in range(length):  # the bytes, and per byte the token (at `position`) that starts there, for the offset models
-        s.text_ring[b, (start + j) & ring_mask] = s.token_bytes[token, j]
+        byte = s.token_bytes[token, j]
+        s.text_ring[b, (start + j) & ring_mask] = byte
         s.byte_token[b, (start + j) & ring_mask] = 0 if j else position + 1
+        kind = U(s.byte_class[byte])
+        classes = classes << U(CLASS_BITS) | kind
+        if kind != shape & U((1 << CLASS_BITS) - 1):  # the shape: a class once per run of it
+            shape = shape << U(CLASS_BITS) | kind
+    kept = U((1 << CLASS_BITS * CLASS_BYTES) - 1)
+    text[b, TEXT_CLASSES], text[b, TEXT_SHAPE] = classes & kept, shape & kept
     s.last_start[b, token] = start
     lines[b, LENGTH] = start + length
     after, in_token = info[token, T_AFTER_NEWLINE], info[token, T_LINE_IN_TOKEN]
