@@ -54,7 +54,7 @@ def test_payload_is_pinned():
     """The bitstream of a fixed input: a change here breaks every online archive made before it."""
     tokens = np.frombuffer(b"the cat sat on the mat; the cat ate the rat. " * 40, dtype=np.uint8).astype(np.int64)
     payload = round_trip(tokens, 256, 2, **SMALL)
-    assert hashlib.sha256(payload).hexdigest()[:16] == "3a631d98762ce139"
+    assert hashlib.sha256(payload).hexdigest()[:16] == "6dbe5587a6e7aead"
 
 
 def test_direct_entries_are_found_by_their_check_and_a_new_one_takes_the_less_used_way():

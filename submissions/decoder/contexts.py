@@ -114,8 +114,8 @@ LOCAL_CONTEXTS = (  # the stream's own statistics (only with several streams)
 # the contexts whose hashes the online network embeds (online_model.py), by salt, where the
 # model has them: orders 1-4, the tokens 2 and 3 back, 1/3/8 bytes of text, the word with what
 # came before, column and word, mark and word, the indirect ones, (format 9) format 8's five, and
-# (format 18) the classes of the last bytes
-ONLINE_SALTS = (1200, 1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101, 203, 962, 605, 304, 901)
+# (format 18) the classes of the last bytes and the shape
+ONLINE_SALTS = (1200, 1202, 1001, 1003, 1007, 1015, 1002, 1004, 2001, 2003, 2008, 200, 201, 202, 961, 301, 601, 1100, 1101, 203, 962, 605, 304, 901)
 
 
 def context_table(config, n_streams: int, n_matches: int) -> list[tuple[int, tuple]]:
