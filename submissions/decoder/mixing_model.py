@@ -79,7 +79,7 @@ class MixConfig:
     marks: bool = True  # the last markup bytes ([]{}<>|=... ) with the last byte / the word
     indirect: bool = True  # the tokens that followed the last token (two tokens) before, with it (them)
     local: bool = True  # with several streams: orders 0-2 and the word hashed with the stream
-    classes: bool = True  # the classes of the last 12 bytes (letter, capital, digit, space, markup, ...) and the text's shape, alone and with the last two bytes
+    classes: bool = True  # contexts of the classes of the last 12 bytes (letter, digit, space, markup, ...) and of the text's shape, alone and with the last two bytes (the mixers by the last 3 bytes' classes do not depend on it)
     without: tuple = (200, 300, 301, 1101, 961, 302, 800, 600)  # contexts of the groups above left out, by salt (contexts.py):
     # the word, column with last byte / word, the last two tokens' followers, two words before, the byte above (beside the
     # others each gains nothing; with orders 1 and 2: -112 B and ~17% of the coding time on enwik6, format 14); the mark with
