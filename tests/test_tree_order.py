@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from pipeline.config import ContextModelConfig, MixingModelConfig, PipelineConfig
 from pipeline.pack import _coding_ids
 from pipeline.tree_order import relabel, tree_order
-from tokenizer.table import leading_bytes
-from tokenizer.table import detokenize
+from tokenizer.table import detokenize, leading_bytes
 
 
 def _class_stream(n: int, seed: int = 0) -> np.ndarray:
