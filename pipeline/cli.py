@@ -436,8 +436,10 @@ def bench(
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    from pipeline.distributed import run_rank
+
+    run_rank(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -30,6 +30,25 @@ def test_help_does_not_import_torch():
     assert out.strip() == "False"
 
 
+RANK_CODE = """
+import atexit, sys
+from pipeline.distributed import run_rank
+atexit.register(lambda: print("teardown ran"))
+print("output kept", end="")
+run_rank(lambda: sys.exit(int(sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("world_size, code", [("2", 0), ("2", 3), ("1", 3)])
+def test_a_launched_rank_exits_with_its_code_and_no_teardown(world_size, code):
+    """A rank torchrun launched leaves without the interpreter's teardown (where gloo's threads
+    can abort it), keeping its exit code and its output; one process exits as usual."""
+    env = {"RANK": "0", "WORLD_SIZE": world_size, "LOCAL_RANK": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", RANK_CODE, str(code)], capture_output=True, text=True, env=env)
+    assert done.returncode == code, done.stderr
+    assert done.stdout == ("output kept" if world_size == "2" else "output keptteardown ran\n")
+
+
 def one_line_error(result) -> str:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np, torch
 import models.training as training
 from models.gpt import ModelConfig
-from pipeline.distributed import process_group
+from pipeline.distributed import leave_rank, process_group
 
 torch.set_num_threads(1)
 tokens_file, out, steps, minutes, resume = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5] == "1"
@@ -59,6 +59,7 @@ with process_group() as world:
     )
     print("LOSSES", world.rank, json.dumps(losses), flush=True)
     print("BATCHES", world.rank, json.dumps(batches), flush=True)
+leave_rank()  # as `python -m pipeline` leaves a launched rank
 """
 
 
@@ -71,11 +72,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ADDRESS_IN_USE = "address already in use"  # the store's port, taken since free_port() found it free
+
+
 def train_in_processes(
     tokens_file: Path, out: Path, steps: int | None, resume: bool = False, size: int = 2, minutes: float | None = None, fast_clock: int = -1,
 ) -> dict:  # fmt: skip
     """Train in `size` gloo processes (the environment torchrun would give them); each rank's
-    reported losses, checkpoint saves and the steps of the batches it drew."""
+    reported losses, checkpoint saves and the steps of the batches it drew. Tests run in
+    parallel: a port another process took between free_port() and the bind is tried anew."""
+    for _ in range(3):
+        ranks = run_ranks(tokens_file, out, steps, resume, size, minutes, fast_clock)
+        if not any(ADDRESS_IN_USE in stderr.lower() for _, _, stderr in ranks):
+            break
+    for code, _, _ in ranks:  # every rank's stderr: the one that failed may be the other's victim
+        assert code == 0, "\n".join(f"rank {r} exited with {c}, stderr:\n{stderr}" for r, (c, _, stderr) in enumerate(ranks))
+    facts = {"losses": {}, "batches": {}, "saves": []}
+    for _, stdout, _ in ranks:
+        for line in stdout.splitlines():
+            word, rank, *rest = line.split(" ", 2)
+            if word in ("LOSSES", "BATCHES"):
+                facts[word.lower()][int(rank)] = json.loads(rest[0])
+            elif word == "SAVE":
+                facts["saves"].append(int(rank))
+    return facts
+
+
+def run_ranks(tokens_file: Path, out: Path, steps, resume: bool, size: int, minutes, fast_clock: int) -> list[tuple[int, str, str]]:
+    """The WORKER in `size` processes on a free port: (exit code, stdout, stderr) per rank."""
     port = free_port()
     ranks = []
     for rank in range(size):
@@ -88,17 +112,7 @@ def train_in_processes(
         for rank in ranks:
             if rank.poll() is None:
                 rank.kill()
-    for rank, (stdout, stderr) in zip(ranks, outputs):
-        assert rank.returncode == 0, stderr
-    facts = {"losses": {}, "batches": {}, "saves": []}
-    for stdout, _ in outputs:
-        for line in stdout.splitlines():
-            word, rank, *rest = line.split(" ", 2)
-            if word in ("LOSSES", "BATCHES"):
-                facts[word.lower()][int(rank)] = json.loads(rest[0])
-            elif word == "SAVE":
-                facts["saves"].append(int(rank))
-    return facts
+    return [(rank.returncode, stdout, stderr) for rank, (stdout, stderr) in zip(ranks, outputs)]
 
 
 def train_in_one(tokens_file: Path, out: Path, steps: int, resume: bool = False) -> list[float]:
