@@ -21,12 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from submissions.decoder import codec, encoding
-from submissions.decoder.model_registry import build_model
-from submissions.decoder.rans import COUNT
+from mix_input_proxy import model_bits  # a sibling script (benchmarks/ is the script's folder)
 from tokenizer import load_tokenizer
 
-PROB_BITS = 28
 KINDS = ("page header (XML)", "links [[ ]]", "templates {{ }}", "tables (line starts | ! {|)", "headings, lists (= * # :)", "prose and the rest")
 HEADER, LINK, TEMPLATE, TABLE, LIST, PROSE = range(len(KINDS))
 BYTE_KINDS = ("letters (and bytes >= 0x80)", "digits", "spaces", "newlines", "punctuation, markup", "case marks")
@@ -35,14 +32,8 @@ CASE_MARKS = (1, 2)  # tokenizer/case.py's marks (the header's "case")
 
 def token_bits(config: dict, table: list, tokens: np.ndarray) -> np.ndarray:
     """Each token's ideal code length in bits under the model of config."""
-    model = build_model(config, len(table), 1, PROB_BITS, b"", token_bytes=table)
-    coder = encoding.RansEncoder(1, PROB_BITS, capacity=len(tokens) * model.n_bits)
-    codec.code(model, coder, tokens, 1)
-    count = int(coder.arrays.vars[COUNT])
-    if count != len(tokens) * model.n_bits:
-        raise SystemExit(f"{count} decisions for {len(tokens)} tokens: the token tree is not complete (vocab {len(table)})")
-    p = coder.arrays.freqs[:count].astype(np.float64) / (1 << PROB_BITS)
-    return -np.log2(p).reshape(len(tokens), model.n_bits).sum(axis=1)
+    p = model_bits(config, table, tokens)  # P(actual bit) of every decision, in coding order
+    return -np.log2(p).reshape(len(tokens), -1).sum(axis=1)
 
 
 def byte_kinds(text: bytes) -> np.ndarray:
