@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pipeline.progress import progress_bar
 from pipeline.run_check import check_ids_restore, check_model, check_tokens
 from pipeline.run_dir import load_report, load_run
 from pipeline.tree_order import relabel, tree_order
-from submissions.archive import archive_parts, make_header, runtime_of, write_archive
+from submissions.archive import archive_parts, build_archive, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
 from submissions.decoder.model_registry import build_model, model_class
@@ -37,6 +38,8 @@ class PackResult:
     float_code_bits: float | None = None  # the float QAT model's cross entropy (neural runs)
     integer_code_bits: float = 0.0  # the integer model's -log2 code length (what the coder approaches)
     payload_bits: int = 0  # what the coder wrote: the above plus a few bytes per stream
+    kept: str = ""  # with --smallest: the variant kept (_label)
+    tried: tuple = ()  # with --smallest: (variant, archive bytes, encode seconds) of each, in the order tried
 
     @property
     def float_integer_gap(self) -> float | None:
@@ -60,6 +63,7 @@ def pack(
     device: str | None = None,
     shards: int | None = None,
     tree_order: bool | None = None,
+    smallest: bool = False,
 ) -> PackResult | None:
     """Encode the run's tokens with its model; `backend`/`device` choose where a neural model
     runs while encoding (numpy, torch on CPU or CUDA), which never changes the archive bytes.
@@ -68,59 +72,104 @@ def pack(
     by torchrun, every process codes its share of the shards (shard i goes to rank i % world)
     and rank 0 writes the archive: the bytes depend on the shard count, never on the number
     of processes. tree_order (default: the run's coder config, off) numbers tokens in tree order
-    for the binary models (pipeline/tree_order.py). Returns None in the processes other than rank 0."""
+    for the binary models (pipeline/tree_order.py). smallest: code the tokens the ways _variants
+lists and keep the smallest archive (one encode each). Returns None in the processes other
+than rank 0."""
     run, out = Path(run), Path(out)
     config, source, proto, tokens = load_run(run)  # tokens: a memory map
     if not launched_world().is_main:
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest)
     # no output may be an input: the data (by any name), the run's files; the lock is held
     # through the encode, so a second pack to the same output is refused, not raced
     inputs = [Path(source.path), *([Path(data_path)] if data_path else []), *files_of(run)]
     check_output(curve_path(out), True, inputs)  # the loss curve beside the archive (derived: replaced freely)
     with claim_output(out, force, inputs):
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest)
 
 
-def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order) -> PackResult | None:
+def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest) -> PackResult | None:
     world = launched_world()
     tokenizer = load_tokenizer(proto)
-    model_header, weights, export_record = _model_of(run, config)
+    record = {}
     if world.is_main:  # every artifact from one consistent run
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
-        check_model(run, config, record["tokens_sha256"], export_record)
+        check_model(run, config, record["tokens_sha256"], _model_of(run, config)[2])
+    ordered = config.coder.tree_order if tree_order is None else tree_order
+    variants = _variants(config) if smallest else [(config, ordered)]
+    tried, numbered = [], {}
     with process_group():  # joined from here: every rank codes with rank 0's tree order
-        tokens, table, ordered = _coding_ids(config, tokenizer, tokens, config.coder.tree_order if tree_order is None else tree_order, progress and world.is_main)
-        table_blob = pack_table(table)
-        if world.is_main:  # ids that give back the data, through the table the archive carries
-            check_ids_restore(tokens, unpack_table(table_blob), source, data_file, record.get("case"))
-        n_shards = shards or config.coder.shards
-        if n_shards < 1:
-            raise UserError("the number of shards must be at least 1")
-        prob_bits = config.coder.prob_bits
-        runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
-        sizes = encoding.shard_sizes(len(tokens), n_shards)
-        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-        def new_model(n_streams: int):
-            return build_model(dict(model_header, **runtime_choice), tokenizer.vocab_size, n_streams, prob_bits, weights, token_bytes=table)
-
-        binary = getattr(model_class(model_header["kind"]), "binary", False)
-        block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer.vocab_size))
-        started = time.perf_counter()
-        mine = list(range(world.rank, len(sizes), world.size))
-        coded = {}
-        with progress_bar("encoding", progress and world.is_main) as update:
-            for i in mine:
-                n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
-                report = None if update is None else _shard_progress(update, i, mine)
-                curve = []
-                payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
-                coded[i] = (payload, ideal_bits, n_streams, curve)
-            everyone = gather(coded)
-    seconds = time.perf_counter() - started
+        for variant, ordered in variants:
+            if ordered not in numbered:  # the variants differ in the model only: one fit of the order
+                numbered[ordered] = _coding_ids(variant, tokenizer, tokens, ordered, progress and world.is_main)
+                if world.is_main:  # ids that give back the data, through the table the archive carries
+                    check_ids_restore(numbered[ordered][0], unpack_table(pack_table(numbered[ordered][1])), source, data_file, record.get("case"))
+            ids, table, applied = numbered[ordered]
+            label = _label(variant, applied) if smallest else ""
+            encoded = _encode(run, variant, ids, table, applied, record, source, backend, device, shards, progress, label)
+            tried.append(encoded)
     if not world.is_main:
         return None
+    best = min(tried, key=lambda encoded: len(encoded.blob))  # the first of equals: the run's own config
+    total = write_archive(out, best.header, best.sections, force, blob=best.blob)
+    # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
+    float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
+    points = file_curve(best.shards_coded, best.tokens, token_lengths(best.table, record.get("case")))
+    parts = archive_parts(out)
+    write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
+    sizes = tuple((encoded.label, len(encoded.blob), encoded.seconds) for encoded in tried) if smallest else ()
+    return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, sizes)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One way of coding the run's tokens (rank 0 holds it; the other ranks None fields): the
+    archive in memory, and what the reports read from it."""
+
+    label: str
+    header: dict | None
+    sections: dict | None
+    blob: bytes
+    tokens: np.ndarray
+    table: list
+    shards_coded: list
+    ideal_bits: float
+    seconds: float
+
+
+def _encode(run, config, tokens, table, ordered, record, source, backend, device, shards, progress, label) -> Encoded:
+    """The archive of the tokens (ids as `table` numbers them) under the config's model: every
+    process codes its share of the shards, rank 0 assembles. Inside the joined process group."""
+    world = launched_world()
+    tokenizer_size = len(table)
+    model_header, weights, _ = _model_of(run, config)
+    n_shards = shards or config.coder.shards
+    if n_shards < 1:
+        raise UserError("the number of shards must be at least 1")
+    prob_bits = config.coder.prob_bits
+    runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
+    sizes = encoding.shard_sizes(len(tokens), n_shards)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def new_model(n_streams: int):
+        return build_model(dict(model_header, **runtime_choice), tokenizer_size, n_streams, prob_bits, weights, token_bytes=table)
+
+    binary = getattr(model_class(model_header["kind"]), "binary", False)
+    block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer_size))
+    started = time.perf_counter()
+    mine = list(range(world.rank, len(sizes), world.size))
+    coded = {}
+    with progress_bar(f"encoding{label and f' ({label})'}", progress and world.is_main) as update:
+        for i in mine:
+            n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
+            report = None if update is None else _shard_progress(update, i, mine)
+            curve = []
+            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
+            coded[i] = (payload, ideal_bits, n_streams, curve)
+        everyone = gather(coded)
+    seconds = time.perf_counter() - started
+    if not world.is_main:
+        return Encoded(label, None, None, b"", tokens, table, [], 0.0, seconds)
     coded = {i: result for part in everyone for i, result in part.items()}
     payload = b"".join(coded[i][0] for i in range(len(sizes)))
     made_with = config.to_dict()
@@ -138,18 +187,30 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         packed_with=_versions(),
         case=record.get("case"),
     )
-    sections = {TOKENIZER: table_blob, PAYLOAD: payload}
+    sections = {TOKENIZER: pack_table(table), PAYLOAD: payload}
     if weights:
         sections[MODEL] = weights
-    total = write_archive(out, header, sections, force)
-    # the float/integer comparison holds for a neural model alone (a mixing model codes otherwise)
-    float_bits = load_report(run).get("float_code_bits") if config.model.kind == "neural" else None
-    ideal_bits = sum(result[1] for result in coded.values())
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
-    points = file_curve(shards_coded, tokens, token_lengths(table, record.get("case")))
-    parts = archive_parts(out)
-    write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
-    return PackResult(out, total, parts, source.size, int(len(tokens)), seconds, float_bits, ideal_bits, 8 * len(payload))
+    ideal_bits = sum(result[1] for result in coded.values())
+    return Encoded(label, header, sections, build_archive(header, sections), tokens, table, shards_coded, ideal_bits, seconds)
+
+
+def _variants(config) -> list[tuple]:
+    """--smallest: (config, tree order?) pairs to try: the run's model and, for the mixing model,
+    the same without its online network (whose code, ~480 B, can outweigh what it saves on a
+    file under a few MB); each in the tokenizer's and in the tree's order of token ids (binary
+    models without a trained neural input)."""
+    configs = [config]
+    if config.model.kind == "mix" and config.model.online_hidden > 0:
+        configs.append(dataclasses.replace(config, model=dataclasses.replace(config.model, online_hidden=0)))
+    binary = getattr(model_class(config.model.kind), "binary", False)
+    orders = [False, True] if binary and config.neural_model() is None else [config.coder.tree_order]
+    return [(variant, ordered) for variant in configs for ordered in orders]
+
+
+def _label(config, ordered: bool) -> str:
+    network = "" if getattr(config.model, "online_hidden", 0) or config.model.kind != "mix" else "no online network, "
+    return f"{network}{'tree' if ordered else 'tokenizer'} order"
 
 
 def _coding_ids(config, tokenizer, tokens, ordered: bool, progress: bool = False) -> tuple[np.ndarray, list[bytes], bool]:

@@ -510,10 +510,11 @@ def build_archive(header: dict, sections: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def write_archive(path: Path, header: dict, sections: dict[str, bytes], force: bool = False) -> int:
-    """Write the archive atomically (never over an existing file unless force); its size in bytes."""
+def write_archive(path: Path, header: dict, sections: dict[str, bytes], force: bool = False, blob: bytes | None = None) -> int:
+    """Write the archive atomically (never over an existing file unless force); its size in
+    bytes. blob: the archive build_archive made of header and sections, if made already."""
     check_output(path, force)
-    blob = build_archive(header, sections)
+    blob = build_archive(header, sections) if blob is None else blob
     atomic_write_bytes(path, blob, replace=force)
     return len(blob)
 

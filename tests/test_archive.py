@@ -142,6 +142,26 @@ def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
     assert decoded != second  # the zip CRC of `d` is what guards the coded part against damage
 
 
+@pytest.mark.slow
+def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sample):
+    """--smallest codes the file each way _variants lists (with and without the online network,
+    in the tokenizer's and the tree's order of ids) and writes the smallest archive; each size it
+    reports is what packing that way alone gives."""
+    source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
+    result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True)
+    sizes = {label: size for label, size, _ in result.tried}
+    assert list(sizes) == ["tokenizer order", "tree order", "no online network, tokenizer order", "no online network, tree order"]
+    assert result.total_bytes == sizes[result.kept] == min(sizes.values()) == (tmp_path / "s.arc").stat().st_size
+    assert sizes["tokenizer order"] == archive.stat().st_size  # the run's own way: what pack alone wrote
+    assert sizes["tree order"] == pack(tmp_path / "x.run", tmp_path / "t.arc", progress=False, tree_order=True).total_bytes
+    header = inspect(tmp_path / "s.arc").header
+    assert (header["model"].get("online_hidden") == 0) == ("no online network" in result.kept)
+    assert bool(header["training"]["coder"].get("tree_order")) == ("tree order" in result.kept)
+    restored = run_archive(tmp_path / "s.arc", tmp_path / "out")
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
 def test_without_the_network_an_archive_carries_the_stand_in():
     """A mixing model with online_hidden 0 never calls the network: its archive carries
     online_off.py in place of online_model.py (restored byte-exactly on enwik6 when it was
