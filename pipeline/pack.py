@@ -73,8 +73,8 @@ def pack(
     and rank 0 writes the archive: the bytes depend on the shard count, never on the number
     of processes. tree_order (default: the run's coder config, off) numbers tokens in tree order
     for the binary models (pipeline/tree_order.py). smallest: code the tokens the ways _variants
-lists and keep the smallest archive (one encode each). Returns None in the processes other
-than rank 0."""
+    lists and keep the smallest archive (one encode each). Returns None in the processes other
+    than rank 0."""
     run, out = Path(run), Path(out)
     config, source, proto, tokens = load_run(run)  # tokens: a memory map
     if not launched_world().is_main:
@@ -117,8 +117,8 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     points = file_curve(best.shards_coded, best.tokens, token_lengths(best.table, record.get("case")))
     parts = archive_parts(out)
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
-    sizes = tuple((encoded.label, len(encoded.blob), encoded.seconds) for encoded in tried) if smallest else ()
-    return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, sizes)
+    each = tuple((encoded.label, len(encoded.blob), encoded.seconds) for encoded in tried) if smallest else ()
+    return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, each)
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _encode(run, config, tokens, table, ordered, record, source, backend, device
 
 def _variants(config) -> list[tuple]:
     """--smallest: (config, tree order?) pairs to try: the run's model and, for the mixing model,
-    the same without its online network (whose code, ~480 B, can outweigh what it saves on a
+    the same without its online network (whose code, ~430 B, can outweigh what it saves on a
     file under a few MB); each in the tokenizer's and in the tree's order of token ids (binary
     models without a trained neural input)."""
     configs = [config]
