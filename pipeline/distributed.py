@@ -84,9 +84,10 @@ def run_rank(main: Callable[[], Any]) -> None:
         main()
         code = 0
     except SystemExit as stop:  # typer ends every command this way
-        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-        if not isinstance(stop.code, (int, type(None))):
-            print(stop.code, file=sys.stderr)
+        code = 0 if stop.code is None else stop.code
+        if not isinstance(code, int):  # a message: Python prints it and exits with 1
+            print(code, file=sys.stderr)
+            code = 1
     leave_rank(code)
 
 

@@ -90,24 +90,26 @@ def pack(
 def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest) -> PackResult | None:
     world = launched_world()
     tokenizer = load_tokenizer(proto)
+    model = _model_of(run, config)  # (decoder config, weights, export record)
     record = {}
     if world.is_main:  # every artifact from one consistent run
         data_file = source.locate(data_path)
         record = check_tokens(run, config, source)
-        check_model(run, config, record["tokens_sha256"], _model_of(run, config)[2])
+        check_model(run, config, record["tokens_sha256"], model[2])
     ordered = config.coder.tree_order if tree_order is None else tree_order
     variants = _variants(config) if smallest else [(config, ordered)]
     tried, numbered = [], {}
     with process_group():  # joined from here: every rank codes with rank 0's tree order
         for variant, ordered in variants:
-            if ordered not in numbered:  # the variants differ in the model only: one fit of the order
-                numbered[ordered] = _coding_ids(variant, tokenizer, tokens, ordered, progress and world.is_main)
+            if ordered not in numbered:  # the variants differ in the model only: one fit of the order, one table
+                ids, table, applied = _coding_ids(variant, tokenizer, tokens, ordered, progress and world.is_main)
+                numbered[ordered] = ids, table, applied, pack_table(table)
                 if world.is_main:  # ids that give back the data, through the table the archive carries
-                    check_ids_restore(numbered[ordered][0], unpack_table(pack_table(numbered[ordered][1])), source, data_file, record.get("case"))
-            ids, table, applied = numbered[ordered]
+                    check_ids_restore(ids, unpack_table(numbered[ordered][3]), source, data_file, record.get("case"))
+            ids, table, applied, table_blob = numbered[ordered]
             label = _label(variant, applied) if smallest else ""
-            encoded = _encode(run, variant, ids, table, applied, record, source, backend, device, shards, progress, label)
-            tried.append(encoded)
+            variant_model = model if variant is config else _model_of(run, variant)
+            tried.append(_encode(variant, variant_model, ids, table, table_blob, applied, record, source, backend, device, shards, progress, label))
     if not world.is_main:
         return None
     best = min(tried, key=lambda encoded: len(encoded.blob))  # the first of equals: the run's own config
@@ -137,12 +139,13 @@ class Encoded:
     seconds: float
 
 
-def _encode(run, config, tokens, table, ordered, record, source, backend, device, shards, progress, label) -> Encoded:
-    """The archive of the tokens (ids as `table` numbers them) under the config's model: every
-    process codes its share of the shards, rank 0 assembles. Inside the joined process group."""
+def _encode(config, model, tokens, table, table_blob, ordered, record, source, backend, device, shards, progress, label) -> Encoded:
+    """The archive of the tokens (ids as `table` numbers them, table_blob packs it) under the
+    config's model (_model_of's decoder config and weights): every process codes its share of
+    the shards, rank 0 assembles. Inside the joined process group."""
     world = launched_world()
     tokenizer_size = len(table)
-    model_header, weights, _ = _model_of(run, config)
+    model_header, weights, _ = model
     n_shards = shards or config.coder.shards
     if n_shards < 1:
         raise UserError("the number of shards must be at least 1")
@@ -187,7 +190,7 @@ def _encode(run, config, tokens, table, ordered, record, source, backend, device
         packed_with=_versions(),
         case=record.get("case"),
     )
-    sections = {TOKENIZER: pack_table(table), PAYLOAD: payload}
+    sections = {TOKENIZER: table_blob, PAYLOAD: payload}
     if weights:
         sections[MODEL] = weights
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
@@ -209,7 +212,7 @@ def _variants(config) -> list[tuple]:
 
 
 def _label(config, ordered: bool) -> str:
-    network = "" if getattr(config.model, "online_hidden", 0) or config.model.kind != "mix" else "no online network, "
+    network = "no online network, " if config.model.kind == "mix" and config.model.online_hidden == 0 else ""
     return f"{network}{'tree' if ordered else 'tokenizer'} order"
 
 
