@@ -54,8 +54,10 @@ class NeuralModelConfig:
 @dataclass(frozen=True)
 class MixingModelConfig(MixConfig):
     """Online context mixing over token bits (its fields and defaults: MixConfig in the decoder,
-    submissions/decoder/mixing_model.py), plus a trained transformer as one more input."""
+    submissions/decoder/mixing_model.py), plus a trained transformer as one more input, and
+    the count table left to the file's size unless the run's config.json names one."""
 
+    table_bits: int = 0  # count cells 2**table_bits; 0: by the size of the file (sized_tables, at pack time)
     neural: Optional[NeuralModelConfig] = None
 
     def __post_init__(self):
@@ -68,6 +70,28 @@ class MixingModelConfig(MixConfig):
 # the decoder's own config, or one that adds training options
 _TRAINED = {"mix": MixingModelConfig, "neural": NeuralModelConfig}
 MODEL_CONFIGS = {kind: _TRAINED.get(kind) or model_class(kind).config_class for kind in MODEL_KINDS}
+
+
+# the count table left to the file (table_bits 0): 2**26 cells (256 MiB) up to 2**20 tokens a
+# shard, a bit more per doubling, at most 2**29 (2 GiB). On 11 MB of Python docs (6.2M tokens):
+# 2**27 -0.47%, 2**28 -0.73%, 2**29 -0.82% against 2**26; on enwik6 (0.59M) 2**27 gains only
+# -0.09% for +256 MiB (benchmarks/results/table_size_2026-12-05.md)
+AUTO_TABLE_BITS = (26, 29)
+AUTO_TABLE_TOKENS = 1 << 20
+
+
+def count_table_bits(n_tokens: int) -> int:
+    """The count table's size (bits) for a shard of n_tokens."""
+    low, high = AUTO_TABLE_BITS
+    return min(high, low + max(0, (n_tokens - 1) // AUTO_TABLE_TOKENS).bit_length())
+
+
+def sized_tables(model: dict, n_tokens: int) -> dict:
+    """The decoder's model config with a count table left to the file (table_bits 0) sized for
+    a shard of n_tokens; any other config as it is."""
+    if model.get("table_bits") != 0:
+        return model
+    return dict(model, table_bits=count_table_bits(n_tokens))
 
 
 AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from for the context model
@@ -142,8 +166,8 @@ class PipelineConfig:
             if not 10 <= self.model.direct_bits <= 30 or min(self.model.direct_rate, self.model.guess_rate) < 0 or not 0 <= self.model.scale_shift <= 40:
                 raise UserError("direct_bits must be between 10 and 30, direct_rate and guess_rate at least 0 (0: off), scale_shift between 0 and 40")
         if isinstance(self.model, MixConfig):
-            if not 10 <= self.model.table_bits <= 30:
-                raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30)")
+            if not (10 <= self.model.table_bits <= 30 or self.model.table_bits == 0):
+                raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30), or 0: by the file's size")
             offsets = list(self.model.orders) + [i + 1 for c in self.model.sparse for i in c] + list(self.model.match_lengths) + list(self.model.local_match_lengths)
             if not all(1 <= o <= 32 for o in offsets) or not all(c for c in self.model.sparse):
                 raise UserError("token context orders, sparse offsets and match lengths must be between 1 and 32")

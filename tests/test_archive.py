@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline import config as config_module
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig, count_table_bits, sized_tables
 from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
@@ -100,7 +101,8 @@ def test_an_archive_of_the_default_model_restores_itself(tmp_path, text_sample):
     info = inspect(archive)
     assert info.header["coding"]["shards"][0]["streams"] == 1
     assert info.header["model"] == {"kind": "mix"}  # the defaults go unsaid (stated_model) ...
-    assert PipelineConfig.from_dict(info.config) == PipelineConfig()  # ... and come back in the run's config
+    said = PipelineConfig(model=MixingModelConfig(table_bits=26))  # the count table as pack sized it for the file (sized_tables)
+    assert PipelineConfig.from_dict(info.config) == said  # ... and come back in the run's config
     carried, default = archive_decoder(archive), decoder_modules("mix~neural_input")
     assert carried == default  # the coded second part (program.py) decodes to the same modules
     assert carried["decoder.online_model"] == default["decoder.online_model"]  # the network's code
@@ -159,6 +161,42 @@ def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sam
     assert (header["model"].get("online_hidden") == 0) == ("no online network" in result.kept)
     assert bool(header["training"]["coder"].get("tree_order")) == ("tree order" in result.kept)
     unpack(tmp_path / "s.arc", tmp_path / "out", progress=False)
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "n_tokens, bits",
+    [(0, 26), (1, 26), (1 << 20, 26), ((1 << 20) + 1, 27), (1 << 21, 27), ((1 << 21) + 1, 28), (1 << 22, 28), ((1 << 22) + 1, 29), (10**9, 29)],
+)
+def test_a_count_table_left_to_the_file_grows_a_bit_per_doubling_of_its_tokens(n_tokens, bits):
+    assert count_table_bits(n_tokens) == bits
+    assert sized_tables({"kind": "mix", "table_bits": 0}, n_tokens) == {"kind": "mix", "table_bits": bits}
+
+
+def test_a_count_table_the_config_names_is_kept_and_a_bad_one_refused():
+    assert sized_tables({"kind": "mix", "table_bits": 22}, 10**9)["table_bits"] == 22
+    assert PipelineConfig().model.table_bits == 0  # a new run leaves it to the file
+    with pytest.raises(UserError, match="table_bits must be between 10 and 30"):
+        PipelineConfig(model=MixingModelConfig(table_bits=5)).validate()
+
+
+@pytest.mark.slow
+def test_pack_sizes_the_count_table_to_the_file_and_the_archive_says_so(tmp_path, text_sample, monkeypatch):
+    """A count table left to the file (table_bits 0) gets its size from the token count (the
+    largest shard's) at pack time; the header states it, the decoder builds that table and the
+    file restores. (Thresholds made small here: the real ones start at 2**20 tokens.)"""
+    source = tmp_path / "x.bin"
+    source.write_bytes(text_sample[:3_000])
+    train(source, tmp_path / "x.run", PipelineConfig())
+    n_tokens = len(np.load(tmp_path / "x.run" / "tokens.npy"))
+    monkeypatch.setattr(config_module, "AUTO_TABLE_TOKENS", -(-n_tokens // 4))  # the file: 2-4 times that (2**14 cells), half of it 1-2 times (2**13)
+    monkeypatch.setattr(config_module, "AUTO_TABLE_BITS", (12, 14))
+    result = pack(tmp_path / "x.run", tmp_path / "x.arc", progress=False)
+    halves = pack(tmp_path / "x.run", tmp_path / "h.arc", progress=False, shards=2)
+    assert (result.sized_table_bits, halves.sized_table_bits) == (14, 13)
+    assert inspect(tmp_path / "x.arc").header["model"]["table_bits"] == 14
+    assert "table_bits" not in inspect(tmp_path / "x.arc").header["training"]["model"]  # what was done, said once
+    unpack(tmp_path / "x.arc", tmp_path / "out", progress=False)
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
 
 
@@ -561,8 +599,8 @@ def test_stripping_keeps_the_tested_program_verbatim():
 
 
 def test_the_header_states_a_model_by_what_differs_from_its_kind_s_defaults():
-    assert stated_model(PipelineConfig().to_dict()["model"]) == {"kind": "mix"}
-    tuned = PipelineConfig(model=MixingModelConfig(orders=(2, 3), learning_rate=12)).to_dict()["model"]
+    assert stated_model(sized_tables(PipelineConfig().to_dict()["model"], 1000)) == {"kind": "mix"}  # the count table as pack sizes it
+    tuned = PipelineConfig(model=MixingModelConfig(orders=(2, 3), learning_rate=12, table_bits=26)).to_dict()["model"]
     assert stated_model(tuned) == {"kind": "mix", "orders": (2, 3), "learning_rate": 12}
     with_neural = dict(tuned, neural={"kind": "neural", "d_model": 64})
     assert stated_model(with_neural)["neural"] == {"kind": "neural", "d_model": 64}  # what no config class states stays
