@@ -210,8 +210,9 @@ def pack(
             f"encoded in {result.seconds:.1f}s ({speed:,.1f} KB/s)\n  parts: {parts}\n"
             f"  loss curve (code length along the file): {curve_path(result.archive)}"
         )
-        if result.sized_table_bits:
-            _say(f"  count table: 2**{result.sized_table_bits} cells ({4 << result.sized_table_bits >> 20:,} MiB), sized to the file (table_bits in the run's config.json sets it)")
+        for field, bits in result.sized.items():  # 4 bytes an entry in both
+            name = {"table_bits": "count table", "direct_bits": "direct table"}[field]
+            _say(f"  {name}: 2**{bits} entries ({4 << bits >> 20:,} MiB), sized to the file ({field} in the run's config.json sets it)")
         if result.float_integer_gap is not None:
             _say(
                 f"  code length: float model {result.float_code_bits / 8:,.0f} bytes, integer model "

@@ -68,30 +68,39 @@ class MixingModelConfig(MixConfig):
 
 # the run's config class of every model kind (the kinds: submissions/decoder/model_registry.py):
 # the decoder's own config, or one that adds training options
-_TRAINED = {"mix": MixingModelConfig, "neural": NeuralModelConfig}
+@dataclass(frozen=True)
+class OnlineModelConfig(OnlineConfig):
+    """The network that learns while it codes, alone (OnlineConfig in the decoder,
+    submissions/decoder/online_alone.py), its direct table left to the file's size unless the
+    run's config.json names one."""
+
+    direct_bits: int = 0  # direct weights 2**direct_bits; 0: by the size of the file (sized_tables, at pack time)
+
+
+_TRAINED = {"mix": MixingModelConfig, "online": OnlineModelConfig, "neural": NeuralModelConfig}
 MODEL_CONFIGS = {kind: _TRAINED.get(kind) or model_class(kind).config_class for kind in MODEL_KINDS}
 
 
-# the count table left to the file (table_bits 0): 2**26 cells (256 MiB) up to 2**20 tokens a
-# shard, a bit more per doubling, at most 2**29 (2 GiB). On 11 MB of Python docs (6.2M tokens):
-# 2**27 -0.47%, 2**28 -0.73%, 2**29 -0.82% against 2**26; on enwik6 (0.59M) 2**27 gains only
-# -0.09% for +256 MiB (benchmarks/results/table_size_2026-12-05.md)
-AUTO_TABLE_BITS = (26, 29)
+# tables left to the file (0 in the run's config): the mix model's count table 2**26 cells
+# (256 MiB) up to 2**20 tokens a shard, a bit more per doubling, at most 2**29 (2 GiB); the
+# online model's direct table likewise from 2**27 (512 MiB) to 2**29. On 11 MB of Python docs
+# (6.2M tokens) the count table at 2**27 / 2**28 / 2**29 codes -0.47% / -0.73% / -0.82% against
+# 2**26, the direct table at 2**29 -0.31% against 2**27; on enwik6 (0.59M tokens) a count table
+# of 2**27 gains only -0.09% for +256 MiB (benchmarks/results/table_size_2026-12-05.md)
+AUTO_TABLE_BITS = {"table_bits": (26, 29), "direct_bits": (27, 29)}  # (up to AUTO_TABLE_TOKENS, at most)
 AUTO_TABLE_TOKENS = 1 << 20
 
 
-def count_table_bits(n_tokens: int) -> int:
-    """The count table's size (bits) for a shard of n_tokens."""
-    low, high = AUTO_TABLE_BITS
+def table_bits_for(field: str, n_tokens: int) -> int:
+    """The size (bits) of the table `field` names for a shard of n_tokens."""
+    low, high = AUTO_TABLE_BITS[field]
     return min(high, low + max(0, (n_tokens - 1) // AUTO_TABLE_TOKENS).bit_length())
 
 
 def sized_tables(model: dict, n_tokens: int) -> dict:
-    """The decoder's model config with a count table left to the file (table_bits 0) sized for
-    a shard of n_tokens; any other config as it is."""
-    if model.get("table_bits") != 0:
-        return model
-    return dict(model, table_bits=count_table_bits(n_tokens))
+    """{field: size in bits} of the tables the model config leaves to the file (0), for a shard
+    of n_tokens."""
+    return {field: table_bits_for(field, n_tokens) for field in AUTO_TABLE_BITS if model.get(field) == 0}
 
 
 AUTO_STREAMS = (16, 32, 64)  # the stream counts automatic choice picks from for the context model
@@ -111,7 +120,7 @@ class CoderConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: Union[MixingModelConfig, OnlineConfig, ContextModelConfig, NeuralModelConfig] = field(default_factory=MixingModelConfig)
+    model: Union[MixingModelConfig, OnlineModelConfig, ContextModelConfig, NeuralModelConfig] = field(default_factory=MixingModelConfig)
     coder: CoderConfig = field(default_factory=CoderConfig)
 
     def to_dict(self) -> dict:
@@ -163,8 +172,8 @@ class PipelineConfig:
         if isinstance(self.model, OnlineConfig):
             if self.model.online_hidden < 1:
                 raise UserError("the online model needs its network: online_hidden >= 1")
-            if not 10 <= self.model.direct_bits <= 30 or min(self.model.direct_rate, self.model.guess_rate) < 0 or not 0 <= self.model.scale_shift <= 40:
-                raise UserError("direct_bits must be between 10 and 30, direct_rate and guess_rate at least 0 (0: off), scale_shift between 0 and 40")
+            if not (10 <= self.model.direct_bits <= 30 or self.model.direct_bits == 0) or min(self.model.direct_rate, self.model.guess_rate) < 0 or not 0 <= self.model.scale_shift <= 40:
+                raise UserError("direct_bits must be between 10 and 30 (0: by the file's size), direct_rate and guess_rate at least 0 (0: off), scale_shift between 0 and 40")
         if isinstance(self.model, MixConfig):
             if not (10 <= self.model.table_bits <= 30 or self.model.table_bits == 0):
                 raise UserError("table_bits must be between 10 and 30 (4 bytes a cell: 4 GiB at 30), or 0: by the file's size")

@@ -41,7 +41,7 @@ class PackResult:
     payload_bits: int = 0  # what the coder wrote: the above plus a few bytes per stream
     kept: str = ""  # with --smallest: the variant kept (_label)
     tried: tuple = ()  # with --smallest: (variant, archive bytes, encode seconds) of each, in the order tried
-    sized_table_bits: int = 0  # the count table's size (bits) where the config left it to the file, else 0
+    sized: dict = dataclasses.field(default_factory=dict)  # {config field: bits} of the tables the config left to the file
 
     @property
     def float_integer_gap(self) -> float | None:
@@ -122,7 +122,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     parts = archive_parts(out)
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     each = tuple((encoded.label, len(encoded.blob), encoded.seconds) for encoded in tried) if smallest else ()
-    return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, each, best.sized_table_bits)
+    return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, each, best.sized)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class Encoded:
     shards_coded: list
     ideal_bits: float
     seconds: float
-    sized_table_bits: int = 0  # see PackResult
+    sized: dict  # see PackResult
 
 
 def _encode(config, model, tokens, table, table_blob, ordered, record, source, backend, device, shards, progress, label) -> Encoded:
@@ -156,8 +156,7 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
     runtime_choice = {k: v for k, v in (("backend", backend), ("device", _rank_device(device, world))) if v}
     sizes = encoding.shard_sizes(len(tokens), n_shards)
     sized = sized_tables(model_header, max(sizes, default=0))  # each shard's model has the tables of the largest
-    sized_table_bits = sized["table_bits"] if sized is not model_header else 0
-    model_header = sized
+    model_header = dict(model_header, **sized)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def new_model(n_streams: int):
@@ -178,7 +177,7 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
         everyone = gather(coded)
     seconds = time.perf_counter() - started
     if not world.is_main:
-        return Encoded(label, None, None, b"", tokens, table, [], 0.0, seconds)
+        return Encoded(label, None, None, b"", tokens, table, [], 0.0, seconds, sized)
     coded = {i: result for part in everyone for i, result in part.items()}
     payload = b"".join(coded[i][0] for i in range(len(sizes)))
     made_with = config.to_dict()
@@ -201,7 +200,7 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
         sections[MODEL] = weights
     shards_coded = [(int(starts[i]), sizes[i], coded[i][2], coded[i][3]) for i in range(len(sizes))]
     ideal_bits = sum(result[1] for result in coded.values())
-    return Encoded(label, header, sections, build_archive(header, sections), tokens, table, shards_coded, ideal_bits, seconds, sized_table_bits)
+    return Encoded(label, header, sections, build_archive(header, sections), tokens, table, shards_coded, ideal_bits, seconds, sized)
 
 
 def _variants(config) -> list[tuple]:

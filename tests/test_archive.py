@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import config as config_module
-from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, TokenizerConfig, count_table_bits, sized_tables
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, OnlineModelConfig, TokenizerConfig, sized_tables
 from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
@@ -168,16 +168,18 @@ def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sam
     "n_tokens, bits",
     [(0, 26), (1, 26), (1 << 20, 26), ((1 << 20) + 1, 27), (1 << 21, 27), ((1 << 21) + 1, 28), (1 << 22, 28), ((1 << 22) + 1, 29), (10**9, 29)],
 )
-def test_a_count_table_left_to_the_file_grows_a_bit_per_doubling_of_its_tokens(n_tokens, bits):
-    assert count_table_bits(n_tokens) == bits
-    assert sized_tables({"kind": "mix", "table_bits": 0}, n_tokens) == {"kind": "mix", "table_bits": bits}
+def test_a_table_left_to_the_file_grows_a_bit_per_doubling_of_its_tokens(n_tokens, bits):
+    assert sized_tables({"kind": "mix", "table_bits": 0}, n_tokens) == {"table_bits": bits}  # the mix model's counts
+    assert sized_tables({"kind": "online", "direct_bits": 0, "table_bits": 10}, n_tokens) == {"direct_bits": min(bits + 1, 29)}  # the online model's direct weights
 
 
-def test_a_count_table_the_config_names_is_kept_and_a_bad_one_refused():
-    assert sized_tables({"kind": "mix", "table_bits": 22}, 10**9)["table_bits"] == 22
-    assert PipelineConfig().model.table_bits == 0  # a new run leaves it to the file
+def test_a_table_the_config_names_is_kept_and_a_bad_one_refused():
+    assert sized_tables({"kind": "mix", "table_bits": 22}, 10**9) == {}
+    assert PipelineConfig().model.table_bits == 0 and PipelineConfig(model=OnlineModelConfig()).model.direct_bits == 0  # new runs leave them to the file
     with pytest.raises(UserError, match="table_bits must be between 10 and 30"):
         PipelineConfig(model=MixingModelConfig(table_bits=5)).validate()
+    with pytest.raises(UserError, match="direct_bits must be between 10 and 30"):
+        PipelineConfig(model=OnlineModelConfig(direct_bits=5)).validate()
 
 
 @pytest.mark.slow
@@ -190,10 +192,10 @@ def test_pack_sizes_the_count_table_to_the_file_and_the_archive_says_so(tmp_path
     train(source, tmp_path / "x.run", PipelineConfig())
     n_tokens = len(np.load(tmp_path / "x.run" / "tokens.npy"))
     monkeypatch.setattr(config_module, "AUTO_TABLE_TOKENS", -(-n_tokens // 4))  # the file: 2-4 times that (2**14 cells), half of it 1-2 times (2**13)
-    monkeypatch.setattr(config_module, "AUTO_TABLE_BITS", (12, 14))
+    monkeypatch.setitem(config_module.AUTO_TABLE_BITS, "table_bits", (12, 14))
     result = pack(tmp_path / "x.run", tmp_path / "x.arc", progress=False)
     halves = pack(tmp_path / "x.run", tmp_path / "h.arc", progress=False, shards=2)
-    assert (result.sized_table_bits, halves.sized_table_bits) == (14, 13)
+    assert (result.sized, halves.sized) == ({"table_bits": 14}, {"table_bits": 13})
     assert inspect(tmp_path / "x.arc").header["model"]["table_bits"] == 14
     assert "table_bits" not in inspect(tmp_path / "x.arc").header["training"]["model"]  # what was done, said once
     unpack(tmp_path / "x.arc", tmp_path / "out", progress=False)
@@ -599,7 +601,8 @@ def test_stripping_keeps_the_tested_program_verbatim():
 
 
 def test_the_header_states_a_model_by_what_differs_from_its_kind_s_defaults():
-    assert stated_model(sized_tables(PipelineConfig().to_dict()["model"], 1000)) == {"kind": "mix"}  # the count table as pack sizes it
+    model = PipelineConfig().to_dict()["model"]
+    assert stated_model(dict(model, **sized_tables(model, 1000))) == {"kind": "mix"}  # the count table as pack sizes it
     tuned = PipelineConfig(model=MixingModelConfig(orders=(2, 3), learning_rate=12, table_bits=26)).to_dict()["model"]
     assert stated_model(tuned) == {"kind": "mix", "orders": (2, 3), "learning_rate": 12}
     with_neural = dict(tuned, neural={"kind": "neural", "d_model": 64})

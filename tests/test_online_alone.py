@@ -123,6 +123,7 @@ def test_an_archive_of_the_online_model_restores_itself(tmp_path, text_sample):
     header, sections = read_archive(str(archive))
     tokenizer_table = load_tokenizer((tmp_path / "x.run" / "tokenizer.model").read_bytes()).table
     assert header["training"]["coder"]["tree_order"] and unpack_table(sections[TOKENIZER]) != tokenizer_table
+    assert "direct_bits" not in header["model"] and "direct_bits" not in header["training"]["model"]  # left to the file: 2**27, the decoder's default, for a small one
     result = run_archive(archive, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == source.read_bytes()
