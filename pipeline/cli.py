@@ -185,6 +185,7 @@ def pack(
     nproc: int = typer.Option(1, "--nproc", help="code the shards in N processes through torchrun (one GPU each with --device cuda); the bytes depend only on --shards"),
     tree_order: bool = typer.Option(False, "--tree-order", help="mix and online models: renumber token ids so the coding tree groups tokens that follow the same contexts (fitted to the file; enwik6 0.26% smaller, other texts 0.3-0.4% larger: try both)"),
     smallest: bool = typer.Option(False, "--smallest", help="mix and online models: code the file with and without --tree-order and (mix) with and without the online network, keep the smallest archive (up to 4 encodes)"),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="with --smallest: encode up to N ways at once, in forked processes (each holds one encode's memory)"),
 ) -> None:
     """Code the file into one self-contained archive (restore it with `python ARCHIVE -o OUT`)."""
     with user_errors(), _rank_errors():
@@ -193,12 +194,14 @@ def pack(
         from pipeline.distributed import refuse_too_few_gpus
         from pipeline.pack import pack as run_pack
 
+        if jobs < 1:
+            raise UserError("--jobs must be at least 1")
         if nproc != 1:  # refuse the common mistakes once, before the processes start
             require_file(run / "config.json", "run folder's config")
             check_output(output, force)
             refuse_too_few_gpus(nproc, device)
             _relaunch(ctx, nproc)
-        result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device, shards=shards, tree_order=True if tree_order else None, smallest=smallest)
+        result = run_pack(run, output, data_file, force=force, progress=not quiet, backend=backend, device=device, shards=shards, tree_order=True if tree_order else None, smallest=smallest, jobs=jobs)
         if result is None:  # another rank's share, written by rank 0
             return
         for label, size, seconds in result.tried:
@@ -254,6 +257,8 @@ def unpack(
         from submissions.fileio import check_output, require_file
         from pipeline.unpack import unpack as run_unpack
 
+        if jobs < 1:
+            raise UserError("--jobs must be at least 1")
         if nproc != 1:  # refuse the common mistakes once, before the processes start
             require_file(archive, "archive")
             check_output(output, force, inputs=(archive,))

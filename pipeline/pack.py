@@ -66,6 +66,7 @@ def pack(
     shards: int | None = None,
     tree_order: bool | None = None,
     smallest: bool = False,
+    jobs: int = 1,
 ) -> PackResult | None:
     """Encode the run's tokens with its model; `backend`/`device` choose where a neural model
     runs while encoding (numpy, torch on CPU or CUDA), which never changes the archive bytes.
@@ -75,21 +76,21 @@ def pack(
     and rank 0 writes the archive: the bytes depend on the shard count, never on the number
     of processes. tree_order (default: the run's coder config, off) numbers tokens in tree order
     for the binary models (pipeline/tree_order.py). smallest: code the tokens the ways _variants
-    lists and keep the smallest archive (one encode each). Returns None in the processes other
-    than rank 0."""
+    lists and keep the smallest archive (one encode each), in up to `jobs` processes at once
+    (forked; one process of pack only). Returns None in the processes other than rank 0."""
     run, out = Path(run), Path(out)
     config, source, proto, tokens = load_run(run)  # tokens: a memory map
     if not launched_world().is_main:
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest, jobs)
     # no output may be an input: the data (by any name), the run's files; the lock is held
     # through the encode, so a second pack to the same output is refused, not raced
     inputs = [Path(source.path), *([Path(data_path)] if data_path else []), *files_of(run)]
     check_output(curve_path(out), True, inputs)  # the loss curve beside the archive (derived: replaced freely)
     with claim_output(out, force, inputs):
-        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest)
+        return _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest, jobs)
 
 
-def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest) -> PackResult | None:
+def _pack(run, out, config, source, proto, tokens, data_path, force, progress, backend, device, shards, tree_order, smallest, jobs) -> PackResult | None:
     world = launched_world()
     tokenizer = load_tokenizer(proto)
     model = _model_of(run, config)  # (decoder config, weights, export record)
@@ -100,7 +101,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
         check_model(run, config, record["tokens_sha256"], model[2])
     ordered = config.coder.tree_order if tree_order is None else tree_order
     variants = _variants(config) if smallest else [(config, ordered)]
-    tried, numbered = [], {}
+    ways, numbered = [], {}
     with process_group():  # joined from here: every rank codes with rank 0's tree order
         for variant, ordered in variants:
             if ordered not in numbered:  # the variants differ in the model only: one fit of the order, one table
@@ -111,7 +112,8 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
             ids, table, applied, table_blob = numbered[ordered]
             label = _label(variant, applied) if smallest else ""
             variant_model = model if variant is config else _model_of(run, variant)
-            tried.append(_encode(variant, variant_model, ids, table, table_blob, applied, record, source, backend, device, shards, progress, label))
+            ways.append((variant, variant_model, ids, table, table_blob, applied, record, source, backend, device, shards, progress, label))
+        tried = _encode_ways(ways, jobs)
     if not world.is_main:
         return None
     best = min(tried, key=lambda encoded: len(encoded.blob))  # the first of equals: the run's own config
@@ -123,6 +125,37 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     write_curve(out, out.name, Path(source.path).name, source.size, parts, points)
     each = tuple((encoded.label, len(encoded.blob), encoded.seconds) for encoded in tried) if smallest else ()
     return PackResult(out, total, parts, source.size, int(len(best.tokens)), best.seconds, float_bits, best.ideal_bits, 8 * len(best.sections[PAYLOAD]), best.label, each, best.sized)
+
+
+_WAYS = None  # the _encode arguments of each way, for forked workers: the ids are not copied per job
+
+
+def _encode_ways(ways: list[tuple], jobs: int) -> list["Encoded"]:
+    """_encode(*way) for each way, in order: one after another, or (jobs > 1, one process of
+    pack, where the OS forks) in up to `jobs` forked processes, each coding one way at a time
+    (as much memory as one encode each)."""
+    import multiprocessing
+
+    global _WAYS
+    if jobs <= 1 or len(ways) < 2 or launched_world().distributed or "fork" not in multiprocessing.get_all_start_methods():
+        return [_encode(*way) for way in ways]
+    _WAYS = [way[:-2] + (False, way[-1]) for way in ways]  # no progress bars from the workers
+    try:
+        with progress_bar(f"encoding {len(ways)} ways in {min(jobs, len(ways))} processes", ways[0][-2]) as update:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(ways))) as pool:
+                done = {}
+                for i, encoded in pool.imap_unordered(_encode_way, range(len(ways))):
+                    done[i] = dataclasses.replace(encoded, tokens=ways[i][2], table=ways[i][3])
+                    if update:
+                        update(len(done), len(ways))
+    finally:
+        _WAYS = None
+    return [done[i] for i in range(len(ways))]
+
+
+def _encode_way(i: int) -> tuple[int, "Encoded"]:
+    """In a forked worker: way i, without the ids and table the parent holds already."""
+    return i, dataclasses.replace(_encode(*_WAYS[i]), tokens=None, table=None)
 
 
 @dataclass(frozen=True)

@@ -147,11 +147,11 @@ def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
 @pytest.mark.slow
 def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sample):
     """--smallest codes the file each way _variants lists (with and without the online network,
-    in the tokenizer's and the tree's order of ids) and writes the smallest archive; each size it
-    reports is what packing that way alone gives. (Restored in this process, by the project's
+    in the tokenizer's and the tree's order of ids; here two at a time in forked processes) and
+    writes the smallest archive; each size it reports is what packing that way alone gives. (Restored in this process, by the project's
     decoder with its compiled kernels: a restore of its own would compile them again, ~10 s.)"""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
-    result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True)
+    result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True, jobs=2)  # two ways at a time, forked
     sizes = {label: size for label, size, _ in result.tried}
     assert list(sizes) == ["tokenizer order", "tree order", "no online network, tokenizer order", "no online network, tree order"]
     assert result.total_bytes == sizes[result.kept] == min(sizes.values()) == (tmp_path / "s.arc").stat().st_size
