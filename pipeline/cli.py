@@ -257,8 +257,6 @@ def unpack(
         from submissions.fileio import check_output, require_file
         from pipeline.unpack import unpack as run_unpack
 
-        if jobs < 1:
-            raise UserError("--jobs must be at least 1")
         if nproc != 1:  # refuse the common mistakes once, before the processes start
             require_file(archive, "archive")
             check_output(output, force, inputs=(archive,))
