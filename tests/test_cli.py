@@ -63,6 +63,8 @@ def test_missing_input_is_one_line_exit_2(tmp_path):
     assert result.exit_code == 2 and "not a finished run" in one_line_error(result)
     result = runner.invoke(verify_app, ["run", str(tmp_path / "x.arc"), "--expect", str(tmp_path / "y")])
     assert result.exit_code == 2 and one_line_error(result)
+    result = runner.invoke(pipeline_app, ["pack", str(tmp_path / "norun"), "-o", str(tmp_path / "x.arc"), "--smallest", "-j", "0"])
+    assert result.exit_code == 2 and "--jobs must be at least 1" in one_line_error(result)
 
 
 def test_train_then_pack_via_cli_and_refuse_existing_outputs(tmp_path, text_sample):
