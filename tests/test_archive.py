@@ -148,11 +148,11 @@ def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
 @pytest.mark.slow
 def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sample):
     """--smallest codes the file each way _variants lists (with and without the online network,
-    in the tokenizer's and the tree's order of ids) and writes the smallest archive; each size it
-    reports is what packing that way alone gives. (Restored in this process, by the project's
+    in the tokenizer's and the tree's order of ids; here two at a time in forked workers) and
+    writes the smallest archive; each size it reports is what packing that way alone gives. (Restored in this process, by the project's
     decoder with its compiled kernels: a restore of its own would compile them again, ~10 s.)"""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
-    result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True)
+    result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True, jobs=2)  # two ways at a time, in forked workers
     sizes = {label: size for label, size, _ in result.tried}
     assert list(sizes) == ["tokenizer order", "tree order", "no online network, tokenizer order", "no online network, tree order"]
     assert result.total_bytes == sizes[result.kept] == min(sizes.values()) == (tmp_path / "s.arc").stat().st_size
@@ -206,8 +206,7 @@ def test_pack_sizes_the_count_table_to_the_file_and_the_archive_says_so(tmp_path
 def test_pack_jobs_encode_the_ways_in_other_processes_and_keep_their_order(monkeypatch):
     """--smallest -j N: each way is encoded in a forked worker (here a stand-in for _encode that
     says where it ran), the results come back in the order of the ways, with the ids and table
-    the parent holds; -j 1 encodes in this process. (That the ways encode to the same bytes
-    either way: enwik6's `--smallest -j 2` archive is e6-v33.arc byte for byte, in the note.)"""
+    the parent holds; -j 1 encodes in this process."""
     def where(*way):
         return pack_module.Encoded(way[-1], None, None, str(os.getpid()).encode(), None, None, [], 0.0, 0.0, {})
 
