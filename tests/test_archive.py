@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import config as config_module
-from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, PipelineConfig, OnlineModelConfig, TokenizerConfig, sized_tables
-from submissions.errors import UserError
 from pipeline import pack as pack_module
+from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, OnlineModelConfig, PipelineConfig, TokenizerConfig, sized_tables
+from submissions.errors import UserError
 from pipeline.pack import pack
 from pipeline.train import train
 from pipeline.unpack import unpack
@@ -149,8 +149,9 @@ def test_the_model_codes_the_program_s_second_part_after_reading_the_first():
 def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sample):
     """--smallest codes the file each way _variants lists (with and without the online network,
     in the tokenizer's and the tree's order of ids; here two at a time in forked workers) and
-    writes the smallest archive; each size it reports is what packing that way alone gives. (Restored in this process, by the project's
-    decoder with its compiled kernels: a restore of its own would compile them again, ~10 s.)"""
+    writes the smallest archive; each size it reports is what packing that way alone gives.
+    (Restored in this process, by the project's decoder with its compiled kernels: a restore of
+    its own would compile them again, ~10 s.)"""
     source, archive = make_archive(tmp_path, text_sample[:8_000], config=PipelineConfig())
     result = pack(tmp_path / "x.run", tmp_path / "s.arc", progress=False, smallest=True, jobs=2)  # two ways at a time, in forked workers
     sizes = {label: size for label, size, _ in result.tried}
