@@ -112,8 +112,8 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
             ids, table, applied, table_blob = numbered[ordered]
             label = _label(variant, applied) if smallest else ""
             variant_model = model if variant is config else _model_of(run, variant)
-            ways.append((variant, variant_model, ids, table, table_blob, applied, record, source, backend, device, shards, progress, label))
-        tried = _encode_ways(ways, jobs)
+            ways.append((variant, variant_model, ids, table, table_blob, applied, record, source, backend, device, shards, label))
+        tried = _encode_ways(ways, jobs, progress)
     if not world.is_main:
         return None
     best = min(tried, key=lambda encoded: len(encoded.blob))  # the first of equals: the run's own config
@@ -130,18 +130,18 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
 _WAYS = None  # the _encode arguments of each way, for forked workers: the ids are not copied per job
 
 
-def _encode_ways(ways: list[tuple], jobs: int) -> list["Encoded"]:
+def _encode_ways(ways: list[tuple], jobs: int, progress: bool) -> list["Encoded"]:
     """_encode(*way) for each way, in order: one after another, or (jobs > 1, one process of
     pack, where the OS forks) in up to `jobs` forked processes, each coding one way at a time
-    (as much memory as one encode each)."""
+    (as much memory as one encode each; one progress bar for them all)."""
     import multiprocessing
 
     global _WAYS
     if jobs <= 1 or len(ways) < 2 or launched_world().distributed or "fork" not in multiprocessing.get_all_start_methods():
-        return [_encode(*way) for way in ways]
-    _WAYS = [way[:-2] + (False, way[-1]) for way in ways]  # no progress bars from the workers
+        return [_encode(*way, progress=progress) for way in ways]
+    _WAYS = ways
     try:
-        with progress_bar(f"encoding {len(ways)} ways in {min(jobs, len(ways))} processes", ways[0][-2]) as update:
+        with progress_bar(f"encoding {len(ways)} ways in {min(jobs, len(ways))} processes", progress) as update:
             with multiprocessing.get_context("fork").Pool(min(jobs, len(ways))) as pool:
                 done = {}
                 for i, encoded in pool.imap_unordered(_encode_way, range(len(ways))):
@@ -155,7 +155,7 @@ def _encode_ways(ways: list[tuple], jobs: int) -> list["Encoded"]:
 
 def _encode_way(i: int) -> tuple[int, "Encoded"]:
     """In a forked worker: way i, without the ids and table the parent holds already."""
-    return i, dataclasses.replace(_encode(*_WAYS[i]), tokens=None, table=None)
+    return i, dataclasses.replace(_encode(*_WAYS[i], progress=False), tokens=None, table=None)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class Encoded:
     sized: dict  # see PackResult
 
 
-def _encode(config, model, tokens, table, table_blob, ordered, record, source, backend, device, shards, progress, label) -> Encoded:
+def _encode(config, model, tokens, table, table_blob, ordered, record, source, backend, device, shards, label, progress=True) -> Encoded:
     """The archive of the tokens (ids as `table` numbers them, table_blob packs it) under the
     config's model (_model_of's decoder config and weights): every process codes its share of
     the shards, rank 0 assembles. Inside the joined process group."""

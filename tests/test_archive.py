@@ -208,16 +208,16 @@ def test_pack_jobs_encode_the_ways_in_other_processes_and_keep_their_order(monke
     """--smallest -j N: each way is encoded in a forked worker (here a stand-in for _encode that
     says where it ran), the results come back in the order of the ways, with the ids and table
     the parent holds; -j 1 encodes in this process."""
-    def where(*way):
+    def where(*way, progress):
         return pack_module.Encoded(way[-1], None, None, str(os.getpid()).encode(), None, None, [], 0.0, 0.0, {})
 
     monkeypatch.setattr(pack_module, "_encode", where)
-    ways = [(None, None, np.arange(i + 1), [bytes([i])], b"", False, {}, None, None, None, None, False, f"way {i}") for i in range(3)]
-    forked = pack_module._encode_ways(ways, jobs=2)
+    ways = [(None, None, np.arange(i + 1), [bytes([i])], b"", False, {}, None, None, None, None, f"way {i}") for i in range(3)]
+    forked = pack_module._encode_ways(ways, jobs=2, progress=False)
     assert [encoded.label for encoded in forked] == ["way 0", "way 1", "way 2"]
     assert all(encoded.blob != str(os.getpid()).encode() for encoded in forked)
     assert all(np.array_equal(encoded.tokens, way[2]) and encoded.table == way[3] for encoded, way in zip(forked, ways))
-    assert {encoded.blob for encoded in pack_module._encode_ways(ways, jobs=1)} == {str(os.getpid()).encode()}
+    assert {encoded.blob for encoded in pack_module._encode_ways(ways, jobs=1, progress=False)} == {str(os.getpid()).encode()}
 
 
 def test_without_the_network_an_archive_carries_the_stand_in():
