@@ -20,6 +20,7 @@ from pipeline.tree_order import relabel, tree_order
 from submissions.archive import archive_parts, build_archive, make_header, runtime_of, write_archive
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
+from submissions.decoder.mixing_model import MixConfig
 from submissions.decoder.model_registry import build_model, model_class
 from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
@@ -94,6 +95,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     world = launched_world()
     tokenizer = load_tokenizer(proto)
     model = _model_of(run, config)  # (decoder config, weights, export record)
+    _check_backend(model[0], backend)
     record = {}
     if world.is_main:  # every artifact from one consistent run
         data_file = source.locate(data_path)
@@ -192,8 +194,17 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
     model_header = dict(model_header, **sized)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    def new_model(n_streams: int):
-        return build_model(dict(model_header, **runtime_choice), tokenizer_size, n_streams, prob_bits, weights, token_bytes=table)
+    def new_model(n_streams: int, shard: np.ndarray, report):
+        """The shard's model, and the progress report for its coding."""
+        header = dict(model_header, **runtime_choice)
+        if backend != "torch" or not _has_network(model_header):
+            return build_model(header, tokenizer_size, n_streams, prob_bits, weights, token_bytes=table), report
+        from pipeline.online_torch import encoding_model
+
+        if n_streams != 1:
+            raise UserError(f"--backend torch runs the online network for one stream, not {n_streams}")
+        stages = _staged(report, TORCH_STAGES)
+        return encoding_model(header, tokenizer_size, prob_bits, weights, table, shard, runtime_choice.get("device", "cpu"), stages), stages and (lambda done, total: stages("coding", done, total))
 
     binary = getattr(model_class(model_header["kind"]), "binary", False)
     block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer_size))
@@ -205,7 +216,9 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
             n_streams = encoding.effective_streams(sizes[i], config.streams_for(sizes[i]))
             report = None if update is None else _shard_progress(update, i, mine)
             curve = []
-            payload, ideal_bits = encoding.encode_with_cost(new_model(n_streams), tokens[starts[i] : starts[i + 1]], n_streams, prob_bits, report, block, curve)
+            shard = tokens[starts[i] : starts[i + 1]]
+            shard_model, report = new_model(n_streams, shard, report)
+            payload, ideal_bits = encoding.encode_with_cost(shard_model, shard, n_streams, prob_bits, report, block, curve)
             coded[i] = (payload, ideal_bits, n_streams, curve)
         everyone = gather(coded)
     seconds = time.perf_counter() - started
@@ -287,6 +300,33 @@ def _rank_device(device: str | None, world) -> str | None:
         refuse_too_few_gpus(local_processes(), device)  # every rank alike, before any joins
         return f"cuda:{world.local_rank}"
     return device
+
+
+TORCH_STAGES = {"hashes": 1, "network": 5, "coding": 1}  # --backend torch: each pass's share of a shard's time (enwik6, CPU)
+
+
+def _has_network(model_config: dict) -> bool:
+    """Whether the model is a mixing model with an online network (which --backend torch runs)."""
+    return model_config["kind"] == "mix" and model_config.get("online_hidden", MixConfig.online_hidden) > 0
+
+
+def _check_backend(model_config: dict, backend: str | None) -> None:
+    """--backend torch runs a neural model or input, and the mixing model's online network."""
+    if backend != "torch":
+        return
+    if model_config["kind"] == "online":
+        raise UserError("--backend torch: the online model's network learns from the whole model's logit at every decision, which only the compiled kernels have; pack it without --backend")
+    if model_config["kind"] == "mix" and not _has_network(model_config) and not model_config.get("neural"):
+        raise UserError("--backend torch: this mixing model has no online network (online_hidden 0) and no neural input: nothing of it runs in torch")
+
+
+def _staged(report, shares: dict):
+    """report(done, total) over a shard, as report(stage, done, total) for stages taking these shares of it."""
+    if report is None:
+        return None
+    before = dict(zip(shares, np.cumsum([0, *shares.values()])))
+    whole = sum(shares.values())
+    return lambda stage, done, total: report(int(1000 * (before[stage] + shares[stage] * done / max(total, 1)) / whole), 1000)
 
 
 def _shard_progress(update, shard: int, mine: list[int]):

@@ -1,0 +1,177 @@
+"""`pipeline pack --backend torch` for the mixing model: its online network run in torch (CPU or
+CUDA), giving the same archive bytes as the compiled kernels.
+
+The network (submissions/decoder/online_model.py) is exact integer arithmetic; here the same
+arithmetic runs on torch int64 tensors, one token at a time (it learns after every token), the
+token's tree decisions at once. Its inputs are the hashes of the contexts it embeds, which
+the compiled kernels compute; its logits go to the kernels' mixers. So pack codes the shard
+twice, through a copy of the decoder package whose online_model is online_given.py:
+1. the kernels record each token's hashes (that coding is thrown away);
+2. torch runs the network over the tokens: its logit at every decision;
+3. the kernels code the tokens with those logits (the payload).
+In the mixing model the network learns from its own logit only, so it can run ahead of the
+coding. `--model online`'s network learns from the whole model's logit, which needs the
+kernels at every decision: it has no torch backend. A decoder runs the kernels alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import torch
+
+from submissions.decoder import encoding
+from submissions.decoder import online_model as net
+from submissions.decoder.logistic import PROB_BITS, SQUASH_TABLE
+
+from .decoder_variant import decoder_variant
+
+PROGRESS_TOKENS = 4096  # tokens between progress reports
+
+
+def token_paths(tokens: np.ndarray, n_bits: int, vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, n_bits) each: the tree node at every depth of each token's path, the bit taken there,
+    and whether that decision is coded (the kernels skip a node with no id of the vocabulary
+    below its 1: a 0 known to both sides)."""
+    tokens = np.asarray(tokens, dtype=np.int64)[:, None]
+    depth = np.arange(n_bits, dtype=np.int64)[None, :]
+    below = n_bits - depth - 1
+    nodes = (tokens >> (below + 1)) + (1 << depth)
+    bits = tokens >> below & 1
+    coded = ((2 * nodes + 1) << below) - (1 << n_bits) < vocab
+    return nodes, bits, coded
+
+
+def repeated_rows(rows: np.ndarray) -> np.ndarray:
+    """Per token: whether two of its contexts share an embedding row (their steps then follow
+    each other, as in the kernel's loop)."""
+    ordered = np.sort(rows, axis=1)
+    return (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+
+
+class TorchNetwork:
+    """online_model.py's network as torch tensors: the same state, the same integer steps."""
+
+    def __init__(self, hidden: int, rates: tuple, table_bits: int, n_bits: int, device: str = "cpu"):
+        self.hidden, self.out_rate, self.in_rate = hidden, int(rates[0]), int(rates[1])
+        self.table_bits, self.n_bits, self.device = table_bits, n_bits, device
+        width = hidden + 1  # h with its constant 1 (the output's bias)
+        start = net.new_online_state(hidden, rates, [], table_bits, n_bits)  # the output weights' Weyl start and uses
+        self.out_w = torch.from_numpy(start["out_w"].astype(np.int64)).to(device)
+        self.embed = torch.zeros((1 << table_bits, width), dtype=torch.int16, device=device)  # + the row's uses
+        self.squash = torch.from_numpy(np.asarray(SQUASH_TABLE, dtype=np.int64)).to(device)
+        self.h = torch.zeros(width, dtype=torch.int64, device=device)
+        self.h[hidden] = net.H_ONE
+        self.embedded = self.embed[:0].to(torch.int64)  # this token's rows of embed
+
+    def rows(self, hashes: np.ndarray) -> np.ndarray:
+        """The embedding rows of the contexts' hashes (online_model.online_hidden)."""
+        with np.errstate(over="ignore"):
+            return (hashes.astype(np.uint64) * net.ROW_MULTIPLIER >> np.uint64(64 - self.table_bits)).astype(np.int64)
+
+    def logits(self, hashes: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
+        """(T, n_bits): the network's logit at each decision of each token (hashes: (T,
+        contexts)), learning after each decision and each token as the kernels do; at depths
+        the kernels skip, whatever the weights say (never read)."""
+        rows = self.rows(hashes)
+        nodes, bits, coded = token_paths(tokens, self.n_bits, vocab)
+        repeated = repeated_rows(rows) if rows.shape[1] > 1 else np.zeros(len(rows), dtype=bool)
+        to = dict(device=self.device)
+        rows_t, nodes_t = torch.from_numpy(rows).to(**to), torch.from_numpy(nodes).to(**to)
+        bits_t, coded_t = torch.from_numpy(bits).to(**to), torch.from_numpy(coded.astype(np.int64)).to(**to)
+        out = torch.zeros(nodes.shape, dtype=torch.int64, **to)
+        steps = zip(rows_t.unbind(0), nodes_t.unbind(0), bits_t.unbind(0), coded_t.unbind(0), out.unbind(0), repeated.tolist())
+        with torch.inference_mode():
+            for t, (row, node, bit, is_coded, logits, twice) in enumerate(steps):
+                self.hidden_of(row)
+                self.learn_token(row, self.learn_bits(node, bit, is_coded, logits), twice)
+                if progress and (t + 1) % PROGRESS_TOKENS == 0:
+                    progress(t + 1, len(tokens))
+        return out.cpu().numpy()
+
+    def tanh(self, pre: torch.Tensor) -> torch.Tensor:
+        """online_model.tanh_of."""
+        return 2 * self.squash[torch.clamp(pre >> 7, -2047, 2047) + 2047] - net.H_ONE
+
+    def hidden_of(self, rows: torch.Tensor) -> None:
+        """online_model.online_hidden: h from the summed embeddings."""
+        self.embedded = self.embed[rows].to(torch.int64)  # read once: learn_token steps from them
+        self.h[: self.hidden] = self.tanh(self.embedded[:, : self.hidden].sum(0) << net.EMBED_SHIFT)
+
+    def learn_bits(self, nodes, bits, coded, logits_out) -> torch.Tensor:
+        """online_model.online_logit and online_learn_bit at every depth at once (the nodes of a
+        path are distinct, h is fixed within a token): the logits into logits_out; h's
+        gradient, the sum over the coded decisions, returned."""
+        width = self.hidden + 1
+        rows = self.out_w[nodes]
+        w, used = rows[:, :width], rows[:, width]
+        logits = torch.clamp((w * self.h).sum(1) >> 20, -2047, 2047)
+        logits_out.copy_(logits)
+        error = ((bits << PROB_BITS) - self.squash[logits + 2047]) * coded  # (bit - p) in 1/4096; none where not coded
+        rate = self.out_rate + torch.div(self.out_rate * net.YOUNG_BOOST * net.YOUNG_USES, used + net.YOUNG_USES, rounding_mode="floor")
+        grad_h = (error[:, None] * w).sum(0)
+        step = error[:, None] * self.h * rate[:, None] >> (8 + net.RATE_SHIFT)
+        self.out_w[nodes] = torch.cat([torch.clamp(w + step, -net.WEIGHT_CAP, net.WEIGHT_CAP), torch.clamp(used + coded, max=1 << 30)[:, None]], 1)
+        return grad_h
+
+    def learn_token(self, rows: torch.Tensor, grad_h: torch.Tensor, repeated: bool) -> None:
+        """online_model.online_learn_token: h's gradient through tanh into the rows' embeddings."""
+        hidden, h = self.hidden, self.h[: self.hidden]
+        slope = net.H_ONE - (h * h >> 12)
+        grad = (grad_h[:hidden] >> 12) * slope >> 12
+        if repeated:  # a row twice: its uses and steps one after the other, as in the kernel
+            self._learn_rows_in_turn(rows, grad)
+            return
+        embedded = self.embedded
+        used = embedded[:, hidden]
+        step = self._row_step(grad, self._row_rate(used))
+        learnt = torch.clamp(embedded[:, :hidden] + step, -net.EMBED_CAP, net.EMBED_CAP)
+        self.embed[rows] = torch.cat([learnt, torch.clamp(used + 1, max=net.EMBED_CAP)[:, None]], 1).to(torch.int16)
+
+    def _learn_rows_in_turn(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        hidden, rates = self.hidden, []
+        for at in rows.tolist():
+            used = self.embed[at, hidden].to(torch.int64)
+            self.embed[at, hidden] = torch.clamp(used + 1, max=net.EMBED_CAP).to(torch.int16)
+            rates.append(self._row_rate(used))
+        for at, rate in zip(rows.tolist(), rates):
+            step = self._row_step(grad, rate)
+            self.embed[at, :hidden] = torch.clamp(self.embed[at, :hidden].to(torch.int64) + step, -net.EMBED_CAP, net.EMBED_CAP).to(torch.int16)
+
+    def _row_rate(self, used: torch.Tensor) -> torch.Tensor:
+        """A row's step size: up to 16x while its context is new."""
+        return self.in_rate + torch.div(self.in_rate * net.ROW_BOOST * net.ROW_USES, used + net.ROW_USES, rounding_mode="floor")
+
+    def _row_step(self, grad: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        """The embedding step (rounded to the int16 grid) for gradient grad at these rates."""
+        rate = rate[..., None] if rate.dim() else rate
+        return (grad * rate >> net.RATE_SHIFT) + (1 << net.EMBED_SHIFT - 1) >> net.EMBED_SHIFT
+
+
+def encoding_model(model_config: dict, vocab_size: int, prob_bits: int, weights: bytes, token_bytes, tokens: np.ndarray, device: str, progress=None):
+    """The mixing model for one stream of these tokens, its network's logits computed in torch
+    on device (steps 1 and 2 above): encode it as any model (step 3). progress(stage, done,
+    total) per stage ("hashes", "network")."""
+    variant = decoder_variant({"online_model": "online_given"})
+    registry = importlib.import_module(variant.__name__ + ".model_registry")
+    given = importlib.import_module(variant.__name__ + ".online_model")
+    tokens = np.asarray(tokens, dtype=np.int64)
+
+    def with_logits(logits):
+        model = registry.build_model(model_config, vocab_size, 1, prob_bits, weights, token_bytes=token_bytes)
+        n_contexts = len(model.state.online_contexts)
+        model.state = model.state._replace(**given.given_arrays(len(tokens), n_contexts, model.n_bits, logits))
+        return model
+
+    first = with_logits(None)
+    encoding.encode(first, tokens, 1, prob_bits, _stage(progress, "hashes"))
+    hashes = first.state.context_rows.reshape(len(tokens), -1)
+    config = first.config
+    network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, first.n_bits, device)
+    logits = network.logits(hashes, tokens, vocab_size, _stage(progress, "network"))
+    return with_logits(logits)
+
+
+def _stage(progress, name: str):
+    return None if progress is None else (lambda done, total: progress(name, done, total))
