@@ -166,10 +166,11 @@ def encoding_model(model_config: dict, vocab_size: int, prob_bits: int, weights:
 
     first = with_logits(None)
     encoding.encode(first, tokens, 1, prob_bits, _stage(progress, "hashes"))
-    hashes = first.state.context_rows.reshape(len(tokens), -1)
-    config = first.config
-    network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, first.n_bits, device)
+    hashes, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
+    del first  # its tables: one model's memory at a time
+    network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
     logits = network.logits(hashes, tokens, vocab_size, _stage(progress, "network"))
+    del network
     return with_logits(logits)
 
 

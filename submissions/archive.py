@@ -100,7 +100,7 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: same input, same by
 
 CODED_KINDS = ("mix", "online")  # program kinds whose model codes the second part of their program
 SECOND_PART = {"restore", "header", "tokens", "container", "codec"}  # modules no model needs to run (program.py)
-PROJECT_ONLY_MODULES = {"encoding", "kernel_cache"}  # the encoder side, the disk cache of kernels: archives never need them
+PROJECT_ONLY_MODULES = {"encoding", "kernel_cache", "online_given"}  # the encoder side, the disk cache of kernels, the torch backend's stand-in: archives never need them
 STAND_INS = {"online_model": "online_off", "neural_input": "neural_off"}  # a module and the file shipped in its place where the model leaves it unused
 
 

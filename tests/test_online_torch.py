@@ -1,0 +1,82 @@
+"""`pipeline pack --backend torch`: the mixing model's online network run in torch
+(pipeline/online_torch.py) codes the kernels' bytes. (A GPU's run of the same code:
+benchmarks/online_torch.py --devices cpu,cuda, recorded in the results.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_mixing_model import PROB_BITS, model
+
+from pipeline.config import MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.online_torch import TorchNetwork, encoding_model, repeated_rows, token_paths
+from pipeline.pack import _check_backend, pack
+from pipeline.train import train
+from submissions.decoder import encoding
+from submissions.errors import UserError
+
+SHARED_ROWS = dict(table_bits=12, online_hidden=8, online_table_bits=8)  # 256 embedding rows for 22 contexts: about half the tokens have two sharing one
+
+
+@pytest.fixture(scope="module")
+def coded(text_sample):
+    """3,000 bytes of text under SHARED_ROWS: the kernels' payload; the torch backend's payload,
+    the contexts' hashes its kernels recorded and the logits its network gave, per token."""
+    tokens = np.frombuffer(text_sample[:3000], dtype=np.uint8).astype(np.int64)
+    payload = encoding.encode(model(256, 1, **SHARED_ROWS), tokens, 1, PROB_BITS)
+    torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, PROB_BITS, b"", None, tokens, "cpu")
+    torch_payload = encoding.encode(torch_model, tokens, 1, PROB_BITS)
+    state = torch_model.state
+    return tokens, payload, torch_payload, state.context_rows.reshape(len(tokens), -1), state.h.reshape(len(tokens), -1)
+
+
+def test_the_network_in_torch_codes_the_kernels_bytes_where_contexts_share_rows(coded):
+    tokens, payload, torch_payload, hashes, _ = coded
+    assert torch_payload == payload
+    shared = repeated_rows(TorchNetwork(8, (8, 48), 8, 8).rows(hashes))
+    assert 0.05 < shared.mean() < 0.95  # both ways of the embeddings' step ran (at once, and row after row)
+
+
+def test_the_thread_count_changes_no_logit(coded):
+    tokens, _, _, hashes, given = coded
+    tokens, hashes = tokens[:1000], hashes[:1000]  # the logits of a prefix are the prefix of the logits
+    threads = torch.get_num_threads()
+    try:
+        logits = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(hashes, tokens, 256))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(logits[0], logits[1])
+    coded_at = token_paths(tokens, 8, 256)[2]
+    np.testing.assert_array_equal(logits[0][coded_at], given[:1000][coded_at])  # what the coding read
+
+
+def test_token_paths_follow_the_tree_and_skip_decisions_the_vocabulary_settles():
+    nodes, bits, coded = token_paths(np.array([0, 5, 299]), 9, 300)
+    assert nodes[1].tolist() == [1, 2, 4, 8, 16, 32, 64, 129, 258] and bits[1].tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 1]
+    assert coded[0].all()  # below each 1 on the way to 0 there are ids (256-299, 128-255, ...)
+    assert coded[2].tolist() == [True, False, False, True, False, True, False, True, True]  # 299 = 0b100101011: no id in 384-511, ...
+
+
+def test_pack_with_the_network_in_torch_writes_the_kernels_archive(tmp_path, text_sample):
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_sample[:12000])
+    config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=MixingModelConfig(table_bits=14, online_table_bits=12))
+    train(data, tmp_path / "run", config, progress=False)
+    kernels = pack(tmp_path / "run", tmp_path / "k.arc", progress=False, shards=2)
+    in_torch = pack(tmp_path / "run", tmp_path / "t.arc", progress=True, shards=2, backend="torch", device="cpu")
+    assert (tmp_path / "t.arc").read_bytes() == (tmp_path / "k.arc").read_bytes()
+    assert in_torch.total_bytes == kernels.total_bytes
+
+
+def test_backend_torch_is_refused_where_no_network_or_neural_input_runs_in_torch():
+    _check_backend({"kind": "mix"}, "torch")  # the default has its network
+    _check_backend({"kind": "online"}, None)
+    with pytest.raises(UserError, match="only the compiled kernels"):
+        _check_backend({"kind": "online"}, "torch")
+    with pytest.raises(UserError, match="no online network"):
+        _check_backend({"kind": "mix", "online_hidden": 0}, "torch")
+    _check_backend({"kind": "mix", "online_hidden": 0, "neural": {"kind": "neural"}}, "torch")
