@@ -6,7 +6,8 @@ arithmetic runs on torch int64 tensors, one token at a time (it learns after eve
 token's tree decisions at once. Its inputs are the hashes of the contexts it embeds, which
 the compiled kernels compute; its logits go to the kernels' mixers. So pack codes the shard
 twice, through a copy of the decoder package whose online_model is online_given.py:
-1. the kernels record each token's hashes (that coding is thrown away);
+1. the kernels record each token's hashes, in the order they code the tokens (that coding is
+   thrown away);
 2. torch runs the network over the tokens: its logit at every decision;
 3. the kernels code the tokens with those logits (the payload).
 In the mixing model the network learns from its own logit only, so it can run ahead of the
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from submissions.decoder import encoding
+from submissions.decoder.codec import stream_lengths
 from submissions.decoder import online_model as net
 from submissions.decoder.logistic import PROB_BITS, SQUASH_TABLE
 
@@ -149,9 +151,19 @@ class TorchNetwork:
         return (grad * rate >> net.RATE_SHIFT) + (1 << net.EMBED_SHIFT - 1) >> net.EMBED_SHIFT
 
 
-def encoding_model(model_config: dict, vocab_size: int, prob_bits: int, weights: bytes, token_bytes, tokens: np.ndarray, device: str, progress=None):
-    """The mixing model for one stream of these tokens, its network's logits computed in torch
-    on device (steps 1 and 2 above): encode it as any model (step 3). progress(stage, done,
+def coding_order(n_tokens: int, n_streams: int) -> np.ndarray:
+    """The tokens' indices in the order the kernels code them: step by step, at each step every
+    stream that is still coding (codec.code: stream b holds a contiguous piece)."""
+    lengths = stream_lengths(n_tokens, n_streams)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    steps = np.arange(lengths[0] if n_tokens else 0)[:, None]
+    return (starts[None, :] + steps)[steps < lengths[None, :]]
+
+
+def encoding_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes, token_bytes, tokens: np.ndarray, device: str, progress=None):
+    """The mixing model for these tokens in n_streams, its network's logits computed in torch on
+    device (steps 1 and 2 above): encode it as any model (step 3). The streams share one
+    network, which learns token after token in the order they are coded. progress(stage, done,
     total) per stage ("hashes", "network")."""
     variant = decoder_variant({"online_model": "online_given"})
     registry = importlib.import_module(variant.__name__ + ".model_registry")
@@ -159,17 +171,17 @@ def encoding_model(model_config: dict, vocab_size: int, prob_bits: int, weights:
     tokens = np.asarray(tokens, dtype=np.int64)
 
     def with_logits(logits):
-        model = registry.build_model(model_config, vocab_size, 1, prob_bits, weights, token_bytes=token_bytes)
+        model = registry.build_model(model_config, vocab_size, n_streams, prob_bits, weights, token_bytes=token_bytes)
         n_contexts = len(model.state.online_contexts)
         model.state = model.state._replace(**given.given_arrays(len(tokens), n_contexts, model.n_bits, logits))
         return model
 
     first = with_logits(None)
-    encoding.encode(first, tokens, 1, prob_bits, _stage(progress, "hashes"))
+    encoding.encode(first, tokens, n_streams, prob_bits, _stage(progress, "hashes"))
     hashes, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
     del first  # its tables: one model's memory at a time
     network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
-    logits = network.logits(hashes, tokens, vocab_size, _stage(progress, "network"))
+    logits = network.logits(hashes, tokens[coding_order(len(tokens), n_streams)], vocab_size, _stage(progress, "network"))
     del network
     return with_logits(logits)
 

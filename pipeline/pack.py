@@ -201,10 +201,9 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
             return build_model(header, tokenizer_size, n_streams, prob_bits, weights, token_bytes=table), report
         from pipeline.online_torch import encoding_model
 
-        if n_streams != 1:
-            raise UserError(f"--backend torch runs the online network for one stream, not {n_streams}")
         stages = _staged(report, TORCH_STAGES)
-        return encoding_model(header, tokenizer_size, prob_bits, weights, table, shard, runtime_choice.get("device", "cpu"), stages), stages and (lambda done, total: stages("coding", done, total))
+        model = encoding_model(header, tokenizer_size, n_streams, prob_bits, weights, table, shard, runtime_choice.get("device", "cpu"), stages)
+        return model, stages and (lambda done, total: stages("coding", done, total))
 
     binary = getattr(model_class(model_header["kind"]), "binary", False)
     block = encoding.block_steps(max(map(config.streams_for, sizes), default=1), encoding.symbols_per_token(binary, tokenizer_size))

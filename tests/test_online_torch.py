@@ -10,7 +10,7 @@ import torch
 from test_mixing_model import PROB_BITS, model
 
 from pipeline.config import MixingModelConfig, PipelineConfig, TokenizerConfig
-from pipeline.online_torch import TorchNetwork, encoding_model, repeated_rows, token_paths
+from pipeline.online_torch import TorchNetwork, coding_order, encoding_model, repeated_rows, token_paths
 from pipeline.pack import _check_backend, pack
 from pipeline.train import train
 from submissions.decoder import encoding
@@ -25,7 +25,7 @@ def coded(text_sample):
     the contexts' hashes its kernels recorded and the logits its network gave, per token."""
     tokens = np.frombuffer(text_sample[:3000], dtype=np.uint8).astype(np.int64)
     payload = encoding.encode(model(256, 1, **SHARED_ROWS), tokens, 1, PROB_BITS)
-    torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, PROB_BITS, b"", None, tokens, "cpu")
+    torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, 1, PROB_BITS, b"", None, tokens, "cpu")
     torch_payload = encoding.encode(torch_model, tokens, 1, PROB_BITS)
     state = torch_model.state
     return tokens, payload, torch_payload, state.context_rows.reshape(len(tokens), -1), state.h.reshape(len(tokens), -1)
@@ -36,6 +36,14 @@ def test_the_network_in_torch_codes_the_kernels_bytes_where_contexts_share_rows(
     assert torch_payload == payload
     shared = repeated_rows(TorchNetwork(8, (8, 48), 8, 8).rows(hashes))
     assert 0.05 < shared.mean() < 0.95  # both ways of the embeddings' step ran (at once, and row after row)
+
+
+def test_streams_share_the_network_in_the_order_they_are_coded(text_sample):
+    tokens = np.frombuffer(text_sample[:1500], dtype=np.uint8).astype(np.int64)
+    assert coding_order(7, 3).tolist() == [0, 3, 5, 1, 4, 6, 2]  # streams of 3, 2, 2 tokens, a step at a time
+    payload = encoding.encode(model(256, 3, **SHARED_ROWS), tokens, 3, PROB_BITS)
+    torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, 3, PROB_BITS, b"", None, tokens, "cpu")
+    assert encoding.encode(torch_model, tokens, 3, PROB_BITS) == payload
 
 
 def test_the_thread_count_changes_no_logit(coded):
