@@ -1,8 +1,10 @@
 """`pipeline pack --backend torch`: the mixing model's online network run in torch
-(pipeline/online_torch.py) codes the kernels' bytes. (A GPU's run of the same code:
-benchmarks/online_torch.py --devices cpu,cuda, recorded in the results.)"""
+(pipeline/online_torch.py) codes the kernels' bytes. (On a GPU, when one is lent:
+benchmarks/online_torch.py --devices cpu,cuda.)"""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -24,15 +26,17 @@ def coded(text_sample):
     """3,000 bytes of text under SHARED_ROWS: the kernels' payload; the torch backend's payload,
     the contexts' hashes its kernels recorded and the logits its network gave, per token."""
     tokens = np.frombuffer(text_sample[:3000], dtype=np.uint8).astype(np.int64)
-    payload = encoding.encode(model(256, 1, **SHARED_ROWS), tokens, 1, PROB_BITS)
+    kernels_model = model(256, 1, **SHARED_ROWS)
+    payload = encoding.encode(kernels_model, tokens, 1, PROB_BITS)
     torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, 1, PROB_BITS, b"", None, tokens, "cpu")
     torch_payload = encoding.encode(torch_model, tokens, 1, PROB_BITS)
     state = torch_model.state
-    return tokens, payload, torch_payload, state.context_rows.reshape(len(tokens), -1), state.h.reshape(len(tokens), -1)
+    trained = (kernels_model.state.out_w, kernels_model.state.embed)  # the kernels' network after the last token
+    return tokens, payload, torch_payload, state.context_rows.reshape(len(tokens), -1), state.h.reshape(len(tokens), -1), trained
 
 
 def test_the_network_in_torch_codes_the_kernels_bytes_where_contexts_share_rows(coded):
-    tokens, payload, torch_payload, hashes, _ = coded
+    tokens, payload, torch_payload, hashes, _, _ = coded
     assert torch_payload == payload
     shared = repeated_rows(TorchNetwork(8, (8, 48), 8, 8).rows(hashes))
     assert 0.05 < shared.mean() < 0.95  # both ways of the embeddings' step ran (at once, and row after row)
@@ -47,7 +51,7 @@ def test_streams_share_the_network_in_the_order_they_are_coded(text_sample):
 
 
 def test_the_thread_count_changes_no_logit(coded):
-    tokens, _, _, hashes, given = coded
+    tokens, _, _, hashes, given, _ = coded
     tokens, hashes = tokens[:1000], hashes[:1000]  # the logits of a prefix are the prefix of the logits
     threads = torch.get_num_threads()
     try:
@@ -60,6 +64,18 @@ def test_the_thread_count_changes_no_logit(coded):
     np.testing.assert_array_equal(logits[0], logits[1])
     coded_at = token_paths(tokens, 8, 256)[2]
     np.testing.assert_array_equal(logits[0][coded_at], given[:1000][coded_at])  # what the coding read
+
+
+def test_torch_trains_the_kernels_weights_pinned(coded):
+    """After the last token the torch network's weights are the kernels' network's, bit for bit
+    (output weights with their uses, embeddings with theirs), and pinned."""
+    tokens, _, _, hashes, _, (out_w, embed) = coded
+    network = TorchNetwork(8, (8, 48), 8, 8)
+    network.logits(hashes, tokens, 256)
+    np.testing.assert_array_equal(network.out_w.numpy(), out_w)
+    np.testing.assert_array_equal(network.embed.numpy(), embed)
+    digest = hashlib.sha256(out_w.astype(np.int32).tobytes() + embed.astype(np.int16).tobytes()).hexdigest()[:16]
+    assert digest == "e6a81cb49277ac4d"
 
 
 def test_token_paths_follow_the_tree_and_skip_decisions_the_vocabulary_settles():
