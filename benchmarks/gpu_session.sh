@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One lent-GPU session: CUDA determinism tests, neural training on enwik6, and the
-# GPU <-> CPU cross-decode. Usage: bash benchmarks/gpu_session.sh DATA OUTDIR MINUTES
+# One lent-GPU session: CUDA determinism tests, neural training on enwik6, the
+# GPU <-> CPU cross-decode, and the mix model's online network on the GPU (pack --backend torch). Usage: bash benchmarks/gpu_session.sh DATA OUTDIR MINUTES
 # Runs from the repo root with PYTHONPATH=. (no install needed on the GPU machine).
 # VERIFY=0 skips `verify run` (it builds a clean venv: needs a package index); KEEP=0 keeps no run.
 set -u
@@ -44,5 +44,9 @@ log "5. decode the CPU archive on the GPU"
 time HUTTER_BACKEND=torch HUTTER_DEVICE=cuda python "$W/cpu.arc" -o "$W/out_gpu" -q \
   && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
 
-[ "${KEEP:-1}" = 1 ] && log "6. keep the run for later calls (no checkpoint: too big)" && mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
+log "6. the mix model's online network in torch on the GPU: the kernels' archive? (first ${ONLINE_HEAD:=200000} bytes)"
+pipeline data "$DATA" --head "$ONLINE_HEAD" -o "$W/head" && pipeline train "$W/head" -o "$W/mix" -q \
+  && python benchmarks/online_torch.py "$W/mix" --devices cpu,cuda --threads 1 --out "$OUT/online_torch.md" | tail -6
+
+[ "${KEEP:-1}" = 1 ] && log "7. keep the run for later calls (no checkpoint: too big)" && mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
 log done
