@@ -7,7 +7,7 @@ of that exchange. Loaded in online_model's place into a copy of this package
   (into context_rows: the first pass over the tokens, whose coding is thrown away);
 - online_logit returns the logit the outside network gave for this token and depth (from h,
   token after token: the second pass, which codes);
-- the learning steps are the outside network's: here they do nothing.
+- the learning steps are the outside network's: here they do nothing (online_off's).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import I, kernel
+from .online_off import online_learn_bit, online_learn_token  # noqa: F401 (the network learns outside: no steps here)
 
 TOKEN = 4  # online_params: the network's scalars (online_model.py), then the tokens seen
 
@@ -57,12 +58,3 @@ def online_logit(s, node, depth):
     s.online_logits[depth] = logit
     return I(logit)
 
-
-@kernel
-def online_learn_bit(s, node, depth, bit):
-    return
-
-
-@kernel
-def online_learn_token(s):
-    return
