@@ -82,12 +82,14 @@ MODEL_CONFIGS = {kind: _TRAINED.get(kind) or model_class(kind).config_class for 
 
 
 # tables left to the file (0 in the run's config): the mix model's count table 2**26 cells
-# (256 MiB) up to 2**20 tokens a shard, a bit more per doubling, at most 2**29 (2 GiB); the
-# online model's direct table likewise from 2**27 (512 MiB) to 2**29. On 11 MB of Python docs
-# (6.2M tokens) the count table at 2**27 / 2**28 / 2**29 codes -0.47% / -0.73% / -0.82% against
-# 2**26, the direct table at 2**29 -0.31% against 2**27; on enwik6 (0.59M tokens) a count table
-# of 2**27 gains only -0.09% for +256 MiB (benchmarks/results/table_size_2026-12-05.md)
-AUTO_TABLE_BITS = {"table_bits": (26, 29), "direct_bits": (27, 29)}  # (up to AUTO_TABLE_TOKENS, at most)
+# (256 MiB) up to 2**20 tokens a shard, a bit more per doubling, at most 2**30 (4 GiB, from
+# 2**23 tokens: ~15 MB of text); the online model's direct table likewise from 2**27 (512 MiB)
+# to 2**29. On 11 MB of Python docs (6.2M tokens) the count table at 2**27 / 2**28 / 2**29 codes
+# -0.47% / -0.73% / -0.82% against 2**26, the direct table at 2**29 -0.31% against 2**27; on
+# 40 MB of an English dictionary (21.7M tokens) 2**30 codes -0.20% against 2**29; on enwik6
+# (0.59M tokens) a count table of 2**27 gains only -0.09% for +256 MiB
+# (benchmarks/results/table_size_2026-12-05.md)
+AUTO_TABLE_BITS = {"table_bits": (26, 30), "direct_bits": (27, 29)}  # (up to AUTO_TABLE_TOKENS, at most)
 AUTO_TABLE_TOKENS = 1 << 20
 
 

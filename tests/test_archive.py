@@ -168,7 +168,7 @@ def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sam
 
 @pytest.mark.parametrize(
     "n_tokens, bits",
-    [(0, 26), (1, 26), (1 << 20, 26), ((1 << 20) + 1, 27), (1 << 21, 27), ((1 << 21) + 1, 28), (1 << 22, 28), ((1 << 22) + 1, 29), (10**9, 29)],
+    [(0, 26), (1, 26), (1 << 20, 26), ((1 << 20) + 1, 27), (1 << 21, 27), ((1 << 21) + 1, 28), (1 << 22, 28), ((1 << 22) + 1, 29), (1 << 23, 29), ((1 << 23) + 1, 30), (10**9, 30)],
 )
 def test_a_table_left_to_the_file_grows_a_bit_per_doubling_of_its_tokens(n_tokens, bits):
     assert sized_tables({"kind": "mix", "table_bits": 0}, n_tokens) == {"table_bits": bits}  # the mix model's counts
