@@ -2,6 +2,7 @@
 model, with config fields overridden, one line per config.
 
     python benchmarks/mix_screen.py runs/e6 '{}' '{"learning_rate": 14}' --tokens 300000
+    python benchmarks/mix_screen.py runs/e6 '{}' --start 294131   # the second of two shards
     python benchmarks/mix_screen.py runs/e6 --leave-out     # each context's worth: the first
                                                             # config once per context, without it
     python benchmarks/mix_screen.py runs/e6 '{}' '{"without": [1101, 2002, 302]}'   # contexts
@@ -32,12 +33,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a run folder of `pipeline train` (tokenizer.model, tokens.npy)")
     parser.add_argument("configs", nargs="*", default=["{}"], help="JSON objects of MixConfig fields to override")
-    parser.add_argument("--tokens", type=int, default=None, help="code only the first N tokens")
+    parser.add_argument("--tokens", type=int, default=None, help="code only the first N tokens (after --start)")
+    parser.add_argument("--start", type=int, default=0, help="code from token N on (e.g. a shard of the file)")
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--leave-out", action="store_true", help="code the first config once per context, with that context left out")
     args = parser.parse_args()
     table = load_tokenizer((args.run / "tokenizer.model").read_bytes()).table
-    tokens = np.load(args.run / "tokens.npy")[: args.tokens]
+    tokens = np.load(args.run / "tokens.npy")[args.start :][: args.tokens]
     if args.leave_out:
         leave_out(table, tokens, json.loads(args.configs[0]), args.streams)
         return
