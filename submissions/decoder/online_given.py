@@ -44,17 +44,20 @@ def given_arrays(n_tokens: int, n_contexts: int, n_bits: int, logits=None) -> di
 
 @kernel
 def online_hidden(s):
-    """Record this token's hashes; count the token."""
+    """Record this token's hashes (where given_arrays made room: kernels do not check bounds);
+    count the token."""
     t, k = s.online_params[TOKEN], len(s.online_contexts)
-    for i in range(k):
-        s.context_rows[t * k + i] = s.context_hash[s.online_contexts[i]]
+    if (t + 1) * k <= len(s.context_rows):
+        for i in range(k):
+            s.context_rows[t * k + i] = s.context_hash[s.online_contexts[i]]
     s.online_params[TOKEN] = t + 1
 
 
 @kernel
 def online_logit(s, node, depth):
-    """The given logit of this token at this depth."""
-    logit = s.h[(s.online_params[TOKEN] - 1) * len(s.online_logits) + depth]
+    """The given logit of this token at this depth (0 past the given ones)."""
+    at = (s.online_params[TOKEN] - 1) * len(s.online_logits) + depth
+    logit = I(s.h[at]) if at < len(s.h) else I(0)
     s.online_logits[depth] = logit
-    return I(logit)
+    return logit
 
