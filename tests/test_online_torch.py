@@ -87,7 +87,7 @@ def test_token_paths_follow_the_tree_and_skip_decisions_the_vocabulary_settles()
 
 def test_pack_with_the_network_in_torch_writes_the_kernels_archive(tmp_path, text_sample):
     data = tmp_path / "data.txt"
-    data.write_bytes(text_sample[:12000])
+    data.write_bytes(text_sample[:8000])
     config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=MixingModelConfig(table_bits=14, online_table_bits=12))
     train(data, tmp_path / "run", config, progress=False)
     kernels = pack(tmp_path / "run", tmp_path / "k.arc", progress=False, shards=2)
