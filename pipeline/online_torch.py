@@ -177,7 +177,8 @@ def encoding_model(model_config: dict, vocab_size: int, n_streams: int, prob_bit
         return model
 
     first = with_logits(None)
-    encoding.encode(first, tokens, n_streams, prob_bits, _stage(progress, "hashes"))
+    block = encoding.block_steps(n_streams, encoding.symbols_per_token(True, vocab_size))  # the coder's memory bounded, as in pack
+    encoding.encode(first, tokens, n_streams, prob_bits, _stage(progress, "hashes"), block)
     hashes, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
     del first  # its tables: one model's memory at a time
     network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
