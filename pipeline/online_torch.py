@@ -29,7 +29,7 @@ from submissions.decoder.logistic import PROB_BITS, SQUASH_TABLE
 
 from .decoder_variant import decoder_variant
 
-PROGRESS_TOKENS = 4096  # tokens between progress reports
+CHUNK_TOKENS = 1 << 14  # tokens whose inputs go to the device at once (and between progress reports)
 
 
 def token_paths(tokens: np.ndarray, n_bits: int, vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,9 +73,19 @@ class TorchNetwork:
             return (hashes.astype(np.uint64) * net.ROW_MULTIPLIER >> np.uint64(64 - self.table_bits)).astype(np.int64)
 
     def logits(self, hashes: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
-        """(T, n_bits): the network's logit at each decision of each token (hashes: (T,
+        """(T, n_bits) int16: the network's logit at each decision of each token (hashes: (T,
         contexts)), learning after each decision and each token as the kernels do; at depths
-        the kernels skip, whatever the weights say (never read)."""
+        the kernels skip, whatever the weights say (never read). Chunk by chunk, so the
+        device holds one chunk's inputs at a time."""
+        out = np.zeros((len(tokens), self.n_bits), dtype=np.int16)
+        for start in range(0, len(tokens), CHUNK_TOKENS):
+            end = min(start + CHUNK_TOKENS, len(tokens))
+            out[start:end] = self._chunk(hashes[start:end], tokens[start:end], vocab)
+            if progress:
+                progress(end, len(tokens))
+        return out
+
+    def _chunk(self, hashes: np.ndarray, tokens: np.ndarray, vocab: int) -> np.ndarray:
         rows = self.rows(hashes)
         nodes, bits, coded = token_paths(tokens, self.n_bits, vocab)
         repeated = repeated_rows(rows) if rows.shape[1] > 1 else np.zeros(len(rows), dtype=bool)
@@ -85,11 +95,9 @@ class TorchNetwork:
         out = torch.zeros(nodes.shape, dtype=torch.int64, **to)
         steps = zip(rows_t.unbind(0), nodes_t.unbind(0), bits_t.unbind(0), coded_t.unbind(0), out.unbind(0), repeated.tolist())
         with torch.inference_mode():
-            for t, (row, node, bit, is_coded, logits, twice) in enumerate(steps):
+            for row, node, bit, is_coded, logits, twice in steps:
                 self.hidden_of(row)
                 self.learn_token(row, self.learn_bits(node, bit, is_coded, logits), twice)
-                if progress and (t + 1) % PROGRESS_TOKENS == 0:
-                    progress(t + 1, len(tokens))
         return out.cpu().numpy()
 
     def tanh(self, pre: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 from test_mixing_model import PROB_BITS, model
 
 from pipeline.config import MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline import online_torch
 from pipeline.online_torch import TorchNetwork, coding_order, encoding_model, repeated_rows, token_paths
 from pipeline.pack import _check_backend, pack
 from pipeline.train import train
@@ -50,7 +51,7 @@ def test_streams_share_the_network_in_the_order_they_are_coded(text_sample):
     assert encoding.encode(torch_model, tokens, 3, PROB_BITS) == payload
 
 
-def test_the_thread_count_changes_no_logit(coded):
+def test_the_thread_count_and_the_chunks_change_no_logit(coded, monkeypatch):
     tokens, _, _, hashes, given, _ = coded
     tokens, hashes = tokens[:600], hashes[:600]  # the logits of a prefix are the prefix of the logits
     threads = torch.get_num_threads()
@@ -59,8 +60,11 @@ def test_the_thread_count_changes_no_logit(coded):
         for n in (1, 2):
             torch.set_num_threads(n)
             logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(hashes, tokens, 256))
+        monkeypatch.setattr(online_torch, "CHUNK_TOKENS", 7)  # the network's state carried across 86 chunks
+        logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(hashes, tokens, 256))
     finally:
         torch.set_num_threads(threads)
+    np.testing.assert_array_equal(logits[0], logits[2])
     np.testing.assert_array_equal(logits[0], logits[1])
     coded_at = token_paths(tokens, 8, 256)[2]
     np.testing.assert_array_equal(logits[0][coded_at], given[:600][coded_at])  # what the coding read

@@ -29,7 +29,7 @@ def new_online_state(hidden: int, rates: tuple, contexts: list, table_bits: int,
         row_rates=np.zeros(0, dtype=np.int64),
         embed=np.zeros((0, 0), dtype=np.int16),
         out_w=np.zeros((0, 0), dtype=np.int32),
-        h=np.zeros(0, dtype=np.int64),  # the given logits, n_bits per token
+        h=np.zeros(0, dtype=np.int16),  # the given logits, n_bits per token
         grad_h=np.zeros(0, dtype=np.int64),
         online_logits=np.zeros(n_bits, dtype=np.int64),
     )
@@ -38,7 +38,7 @@ def new_online_state(hidden: int, rates: tuple, contexts: list, table_bits: int,
 def given_arrays(n_tokens: int, n_contexts: int, n_bits: int, logits=None) -> dict:
     """The arrays to put in the state for n_tokens: room for the hashes, and the logits
     ((n_tokens, n_bits); None: zeros, for the first pass)."""
-    given = np.zeros(n_tokens * n_bits, dtype=np.int64) if logits is None else np.ascontiguousarray(logits, dtype=np.int64).reshape(-1)
+    given = np.zeros(n_tokens * n_bits, dtype=np.int16) if logits is None else np.ascontiguousarray(logits, dtype=np.int16).reshape(-1)  # logits fit [-2047, 2047]
     return dict(context_rows=np.zeros(n_tokens * n_contexts, dtype=np.uint64), h=given)
 
 
