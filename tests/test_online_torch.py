@@ -19,7 +19,7 @@ from pipeline.train import train
 from submissions.decoder import encoding
 from submissions.errors import UserError
 
-SHARED_ROWS = dict(table_bits=12, online_hidden=8, online_table_bits=8)  # 256 embedding rows for 22 contexts: about half the tokens have two sharing one
+SHARED_ROWS = dict(table_bits=12, online_hidden=8, online_table_bits=8)  # 256 embedding rows for the 17 contexts embedded here: ~40% of the tokens have two sharing one
 
 
 @pytest.fixture(scope="module")
