@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import sized_tables
+from pipeline.config import AUTO_TABLE_BITS, sized_tables
 from pipeline.distributed import gather, launched_world, local_processes, process_group, refuse_too_few_gpus, wait_for_main
 from pipeline.curve import curve_path, file_curve, token_lengths, write_curve
 from pipeline.progress import progress_bar
@@ -192,6 +193,7 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
     sizes = encoding.shard_sizes(len(tokens), n_shards)
     sized = sized_tables(model_header, max(sizes, default=0))  # each shard's model has the tables of the largest
     model_header = dict(model_header, **sized)
+    check_table_memory(model_header)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def new_model(n_streams: int, shard: np.ndarray, report):
@@ -299,6 +301,24 @@ def _rank_device(device: str | None, world) -> str | None:
         refuse_too_few_gpus(local_processes(), device)  # every rank alike, before any joins
         return f"cuda:{world.local_rank}"
     return device
+
+
+def check_table_memory(model_config: dict, physical: int | None = None) -> None:
+    """Refuse, before coding, a count or direct table larger than 80% of this machine's memory
+    (physical: bytes, default this machine's): an encode that runs out of memory is killed
+    minutes in, and a smaller table in the run's config.json would have done."""
+    physical = _physical_memory() if physical is None else physical
+    need = sum(4 << model_config[field] for field in AUTO_TABLE_BITS if model_config.get(field))  # 4 bytes an entry
+    if physical and need > 0.8 * physical:
+        largest = max((field for field in AUTO_TABLE_BITS if model_config.get(field)), key=model_config.get)
+        raise UserError(f"the model's tables need {need >> 20:,} MiB, more than this machine's {physical >> 20:,} MiB of memory allows: set a smaller {largest} in the run's config.json")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this system: nothing to check against
+        return None
 
 
 TORCH_STAGES = {"hashes": 1, "network": 5, "coding": 1}  # --backend torch: each pass's share of a shard's time (enwik6, CPU)

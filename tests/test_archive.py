@@ -25,7 +25,7 @@ from pipeline import config as config_module
 from pipeline import pack as pack_module
 from pipeline.config import CoderConfig, ContextModelConfig, MixingModelConfig, OnlineModelConfig, PipelineConfig, TokenizerConfig, sized_tables
 from submissions.errors import UserError
-from pipeline.pack import pack
+from pipeline.pack import check_table_memory, pack
 from pipeline.train import train
 from pipeline.unpack import unpack
 from submissions import archive as archive_module
@@ -173,6 +173,15 @@ def test_pack_smallest_keeps_the_smallest_way_and_it_restores(tmp_path, text_sam
 def test_a_table_left_to_the_file_grows_a_bit_per_doubling_of_its_tokens(n_tokens, bits):
     assert sized_tables({"kind": "mix", "table_bits": 0}, n_tokens) == {"table_bits": bits}  # the mix model's counts
     assert sized_tables({"kind": "online", "direct_bits": 0, "table_bits": 10}, n_tokens) == {"direct_bits": min(bits + 1, 29)}  # the online model's direct weights
+
+
+def test_tables_larger_than_the_machine_are_refused_before_coding():
+    check_table_memory({"kind": "mix", "table_bits": 30}, physical=8 << 30)  # 4 GiB of 8: codes
+    with pytest.raises(UserError, match=r"4,096 MiB, more than this machine's 4,096 MiB .* smaller table_bits"):
+        check_table_memory({"kind": "mix", "table_bits": 30}, physical=4 << 30)
+    with pytest.raises(UserError, match="smaller direct_bits in"):
+        check_table_memory({"kind": "online", "table_bits": 10, "direct_bits": 29}, physical=2 << 30)
+    check_table_memory({"kind": "context"}, physical=1 << 20)  # no such table
 
 
 def test_a_table_the_config_names_is_kept_and_a_bad_one_refused():
