@@ -188,8 +188,8 @@ def _stage(stage: str, args: dict) -> dict:
     if stage == "pack":
         from pipeline.pack import pack
 
-        backend = "torch" if args["device"] == "cuda" else None
-        device = "cuda" if args["device"] == "cuda" else None
+        on_gpu = args["device"] == "cuda" and args["model"] == "neural"  # the neural net codes on the GPU; the kernels on the CPU
+        backend, device = ("torch", "cuda") if on_gpu else (None, None)
         result = pack(Path(args["run"]), Path(args["archive"]), progress=False, backend=backend, device=device)
         return {"archive_bytes": result.total_bytes}
     if stage == "decode":

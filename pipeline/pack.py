@@ -96,7 +96,7 @@ def _pack(run, out, config, source, proto, tokens, data_path, force, progress, b
     world = launched_world()
     tokenizer = load_tokenizer(proto)
     model = _model_of(run, config)  # (decoder config, weights, export record)
-    _check_backend(model[0], backend)
+    _check_backend(model[0], backend, device)
     record = {}
     if world.is_main:  # every artifact from one consistent run
         data_file = source.locate(data_path)
@@ -329,8 +329,16 @@ def _has_network(model_config: dict) -> bool:
     return model_config["kind"] == "mix" and model_config.get("online_hidden", MixConfig.online_hidden) > 0
 
 
-def _check_backend(model_config: dict, backend: str | None) -> None:
-    """--backend torch runs a neural model or input, and the mixing model's online network."""
+def _check_backend(model_config: dict, backend: str | None, device: str | None = None) -> None:
+    """--backend torch runs a neural model or input, and the mixing model's online network, on
+    --device cpu or cuda (one that torch has here)."""
+    if device is not None and device != "cpu" and device.split(":")[0] != "cuda":
+        raise UserError(f"--device {device}: use cpu or cuda")
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: torch {torch.__version__} sees no CUDA GPU here; use --device cpu")
     if backend != "torch":
         return
     if model_config["kind"] == "online":

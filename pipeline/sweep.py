@@ -79,8 +79,9 @@ def sweep(data_path: Path, candidates: list[Candidate], device: str = "auto", ba
             started = time.perf_counter()
             train(data_path, run, candidate.config, device=device, progress=progress)
             trained = time.perf_counter()
-            device_choice = "cuda" if backend == "torch" and device in ("auto", "cuda") and _cuda() else None
-            packed = pack(run, archive, progress=progress, backend=backend, device=device_choice)
+            neural = candidate.config.neural_model() is not None  # the backend is the neural net's: the kernels code the rest faster
+            device_choice = "cuda" if neural and backend == "torch" and device in ("auto", "cuda") and _cuda() else None
+            packed = pack(run, archive, progress=progress, backend=backend if neural else None, device=device_choice)
             rows.append(SweepRow(candidate.name, packed.total_bytes, packed.parts, trained - started, time.perf_counter() - trained))
     return rows
 

@@ -108,3 +108,12 @@ def test_backend_torch_is_refused_where_no_network_or_neural_input_runs_in_torch
     with pytest.raises(UserError, match="no online network"):
         _check_backend({"kind": "mix", "online_hidden": 0}, "torch")
     _check_backend({"kind": "mix", "online_hidden": 0, "neural": {"kind": "neural"}}, "torch")
+    _check_backend({"kind": "mix"}, "torch", "cpu")
+    with pytest.raises(UserError, match="--device tpu: use cpu or cuda"):
+        _check_backend({"kind": "mix"}, "torch", "tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a CUDA GPU")
+def test_device_cuda_without_a_gpu_is_refused_before_coding():
+    with pytest.raises(UserError, match="sees no CUDA GPU here; use --device cpu"):
+        _check_backend({"kind": "mix"}, "torch", "cuda")
