@@ -4,10 +4,10 @@ CUDA), giving the same archive bytes as the compiled kernels.
 The network (submissions/decoder/online_model.py) is exact integer arithmetic; here the same
 arithmetic runs on torch int64 tensors, one token at a time (it learns after every token), the
 token's tree decisions at once. Its inputs are the hashes of the contexts it embeds, which
-the compiled kernels compute; its logits go to the kernels' mixers. So pack codes the shard
+the compiled kernels compute (as rows of its embedding table); its logits go to the kernels' mixers. So pack codes the shard
 twice, through a copy of the decoder package whose online_model is online_given.py:
-1. the kernels record each token's hashes, in the order they code the tokens (that coding is
-   thrown away);
+1. the kernels record the embedding rows of each token's contexts, in the order they code the
+   tokens (that coding is thrown away);
 2. torch runs the network over the tokens: its logit at every decision;
 3. the kernels code the tokens with those logits (the payload).
 In the mixing model the network learns from its own logit only, so it can run ahead of the
@@ -67,26 +67,21 @@ class TorchNetwork:
         self.h[hidden] = net.H_ONE
         self.embedded = self.embed[:0].to(torch.int64)  # this token's rows of embed
 
-    def rows(self, hashes: np.ndarray) -> np.ndarray:
-        """The embedding rows of the contexts' hashes (online_model.online_hidden)."""
-        with np.errstate(over="ignore"):
-            return (hashes.astype(np.uint64) * net.ROW_MULTIPLIER >> np.uint64(64 - self.table_bits)).astype(np.int64)
-
-    def logits(self, hashes: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
-        """(T, n_bits) int16: the network's logit at each decision of each token (hashes: (T,
-        contexts)), learning after each decision and each token as the kernels do; at depths
+    def logits(self, rows: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
+        """(T, n_bits) int16: the network's logit at each decision of each token (rows: (T,
+        contexts), the embedding rows of its contexts), learning after each decision and each token as the kernels do; at depths
         the kernels skip, whatever the weights say (never read). Chunk by chunk, so the
         device holds one chunk's inputs at a time."""
         out = np.zeros((len(tokens), self.n_bits), dtype=np.int16)
         for start in range(0, len(tokens), CHUNK_TOKENS):
             end = min(start + CHUNK_TOKENS, len(tokens))
-            out[start:end] = self._chunk(hashes[start:end], tokens[start:end], vocab)
+            out[start:end] = self._chunk(rows[start:end], tokens[start:end], vocab)
             if progress:
                 progress(end, len(tokens))
         return out
 
-    def _chunk(self, hashes: np.ndarray, tokens: np.ndarray, vocab: int) -> np.ndarray:
-        rows = self.rows(hashes)
+    def _chunk(self, rows: np.ndarray, tokens: np.ndarray, vocab: int) -> np.ndarray:
+        rows = rows.astype(np.int64)
         nodes, bits, coded = token_paths(tokens, self.n_bits, vocab)
         repeated = repeated_rows(rows) if rows.shape[1] > 1 else np.zeros(len(rows), dtype=bool)
         to = dict(device=self.device)
@@ -181,16 +176,16 @@ def encoding_model(model_config: dict, vocab_size: int, n_streams: int, prob_bit
     def with_logits(logits):
         model = registry.build_model(model_config, vocab_size, n_streams, prob_bits, weights, token_bytes=token_bytes)
         n_contexts = len(model.state.online_contexts)
-        model.state = model.state._replace(**given.given_arrays(len(tokens), n_contexts, model.n_bits, logits))
+        model.state = model.state._replace(**given.given_arrays(len(tokens), n_contexts, model.n_bits, net.ROW_MULTIPLIER, logits))
         return model
 
     first = with_logits(None)
     block = encoding.block_steps(n_streams, encoding.symbols_per_token(True, vocab_size))  # the coder's memory bounded, as in pack
     encoding.encode(first, tokens, n_streams, prob_bits, _stage(progress, "hashes"), block)
-    hashes, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
+    rows, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
     del first  # its tables: one model's memory at a time
     network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
-    logits = network.logits(hashes, tokens[coding_order(len(tokens), n_streams)], vocab_size, _stage(progress, "network"))
+    logits = network.logits(rows, tokens[coding_order(len(tokens), n_streams)], vocab_size, _stage(progress, "network"))
     del network
     return with_logits(logits)
 

@@ -25,7 +25,7 @@ SHARED_ROWS = dict(table_bits=12, online_hidden=8, online_table_bits=8)  # 256 e
 @pytest.fixture(scope="module")
 def coded(text_sample):
     """2,000 bytes of text under SHARED_ROWS: the kernels' payload; the torch backend's payload,
-    the contexts' hashes its kernels recorded and the logits its network gave, per token."""
+    the rows of the contexts its kernels recorded and the logits its network gave, per token."""
     tokens = np.frombuffer(text_sample[:2000], dtype=np.uint8).astype(np.int64)
     kernels_model = model(256, 1, **SHARED_ROWS)
     payload = encoding.encode(kernels_model, tokens, 1, PROB_BITS)
@@ -37,9 +37,9 @@ def coded(text_sample):
 
 
 def test_the_network_in_torch_codes_the_kernels_bytes_where_contexts_share_rows(coded):
-    tokens, payload, torch_payload, hashes, _, _ = coded
+    tokens, payload, torch_payload, rows, _, _ = coded
     assert torch_payload == payload
-    shared = repeated_rows(TorchNetwork(8, (8, 48), 8, 8).rows(hashes))
+    shared = repeated_rows(rows)
     assert 0.05 < shared.mean() < 0.95  # both ways of the embeddings' step ran (at once, and row after row)
 
 
@@ -52,16 +52,16 @@ def test_streams_share_the_network_in_the_order_they_are_coded(text_sample):
 
 
 def test_the_thread_count_and_the_chunks_change_no_logit(coded, monkeypatch):
-    tokens, _, _, hashes, given, _ = coded
-    tokens, hashes = tokens[:600], hashes[:600]  # the logits of a prefix are the prefix of the logits
+    tokens, _, _, rows, given, _ = coded
+    tokens, rows = tokens[:600], rows[:600]  # the logits of a prefix are the prefix of the logits
     threads = torch.get_num_threads()
     try:
         logits = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(hashes, tokens, 256))
+            logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(rows, tokens, 256))
         monkeypatch.setattr(online_torch, "CHUNK_TOKENS", 7)  # the network's state carried across 86 chunks
-        logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(hashes, tokens, 256))
+        logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(rows, tokens, 256))
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(logits[0], logits[2])
@@ -73,9 +73,9 @@ def test_the_thread_count_and_the_chunks_change_no_logit(coded, monkeypatch):
 def test_torch_trains_the_kernels_weights_pinned(coded):
     """After the last token the torch network's weights are the kernels' network's, bit for bit
     (output weights with their uses, embeddings with theirs), and pinned."""
-    tokens, _, _, hashes, _, (out_w, embed) = coded
+    tokens, _, _, rows, _, (out_w, embed) = coded
     network = TorchNetwork(8, (8, 48), 8, 8)
-    network.logits(hashes, tokens, 256)
+    network.logits(rows, tokens, 256)
     np.testing.assert_array_equal(network.out_w.numpy(), out_w)
     np.testing.assert_array_equal(network.embed.numpy(), embed)
     digest = hashlib.sha256(out_w.astype(np.int32).tobytes() + embed.astype(np.int16).tobytes()).hexdigest()[:16]
