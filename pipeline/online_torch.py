@@ -69,9 +69,9 @@ class TorchNetwork:
 
     def logits(self, rows: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
         """(T, n_bits) int16: the network's logit at each decision of each token (rows: (T,
-        contexts), the embedding rows of its contexts), learning after each decision and each token as the kernels do; at depths
-        the kernels skip, whatever the weights say (never read). Chunk by chunk, so the
-        device holds one chunk's inputs at a time."""
+        contexts), the embedding rows of its contexts), learning after each decision and each
+        token as the kernels do; at depths the kernels skip, whatever the weights say (never
+        read). Chunk by chunk, so the device holds one chunk's inputs at a time."""
         out = np.zeros((len(tokens), self.n_bits), dtype=np.int16)
         for start in range(0, len(tokens), CHUNK_TOKENS):
             end = min(start + CHUNK_TOKENS, len(tokens))
