@@ -57,7 +57,7 @@ class TorchNetwork:
 
     def __init__(self, hidden: int, rates: tuple, table_bits: int, n_bits: int, device: str = "cpu"):
         self.hidden, self.out_rate, self.in_rate = hidden, int(rates[0]), int(rates[1])
-        self.table_bits, self.n_bits, self.device = table_bits, n_bits, device
+        self.n_bits, self.device = n_bits, device
         width = hidden + 1  # h with its constant 1 (the output's bias)
         start = net.new_online_state(hidden, rates, [], table_bits, n_bits)  # the output weights' Weyl start and uses
         self.out_w = torch.from_numpy(start["out_w"].astype(np.int64)).to(device)
@@ -65,7 +65,6 @@ class TorchNetwork:
         self.squash = torch.from_numpy(np.asarray(SQUASH_TABLE, dtype=np.int64)).to(device)
         self.h = torch.zeros(width, dtype=torch.int64, device=device)
         self.h[hidden] = net.H_ONE
-        self.embedded = self.embed[:0].to(torch.int64)  # this token's rows of embed
 
     def logits(self, rows: np.ndarray, tokens: np.ndarray, vocab: int, progress=None) -> np.ndarray:
         """(T, n_bits) int16: the network's logit at each decision of each token (rows: (T,
@@ -83,7 +82,7 @@ class TorchNetwork:
     def _chunk(self, rows: np.ndarray, tokens: np.ndarray, vocab: int) -> np.ndarray:
         rows = rows.astype(np.int64)
         nodes, bits, coded = token_paths(tokens, self.n_bits, vocab)
-        repeated = repeated_rows(rows) if rows.shape[1] > 1 else np.zeros(len(rows), dtype=bool)
+        repeated = repeated_rows(rows)
         to = dict(device=self.device)
         rows_t, nodes_t = torch.from_numpy(rows).to(**to), torch.from_numpy(nodes).to(**to)
         bits_t, coded_t = torch.from_numpy(bits).to(**to), torch.from_numpy(coded.astype(np.int64)).to(**to)
@@ -91,18 +90,20 @@ class TorchNetwork:
         steps = zip(rows_t.unbind(0), nodes_t.unbind(0), bits_t.unbind(0), coded_t.unbind(0), out.unbind(0), repeated.tolist())
         with torch.inference_mode():
             for row, node, bit, is_coded, logits, twice in steps:
-                self.hidden_of(row)
-                self.learn_token(row, self.learn_bits(node, bit, is_coded, logits), twice)
+                embedded = self.hidden_of(row)
+                self.learn_token(row, embedded, self.learn_bits(node, bit, is_coded, logits), twice)
         return out.cpu().numpy()
 
     def tanh(self, pre: torch.Tensor) -> torch.Tensor:
         """online_model.tanh_of."""
         return 2 * self.squash[torch.clamp(pre >> 7, -2047, 2047) + 2047] - net.H_ONE
 
-    def hidden_of(self, rows: torch.Tensor) -> None:
-        """online_model.online_hidden: h from the summed embeddings."""
-        self.embedded = self.embed[rows].to(torch.int64)  # read once: learn_token steps from them
-        self.h[: self.hidden] = self.tanh(self.embedded[:, : self.hidden].sum(0) << net.EMBED_SHIFT)
+    def hidden_of(self, rows: torch.Tensor) -> torch.Tensor:
+        """online_model.online_hidden: h from the summed embeddings; the rows as read (with their
+        uses), from which learn_token steps."""
+        embedded = self.embed[rows].to(torch.int64)
+        self.h[: self.hidden] = self.tanh(embedded[:, : self.hidden].sum(0) << net.EMBED_SHIFT)
+        return embedded
 
     def learn_bits(self, nodes, bits, coded, logits_out) -> torch.Tensor:
         """online_model.online_logit and online_learn_bit at every depth at once (the nodes of a
@@ -120,15 +121,15 @@ class TorchNetwork:
         self.out_w[nodes] = torch.cat([torch.clamp(w + step, -net.WEIGHT_CAP, net.WEIGHT_CAP), torch.clamp(used + coded, max=1 << 30)[:, None]], 1)
         return grad_h
 
-    def learn_token(self, rows: torch.Tensor, grad_h: torch.Tensor, repeated: bool) -> None:
-        """online_model.online_learn_token: h's gradient through tanh into the rows' embeddings."""
+    def learn_token(self, rows: torch.Tensor, embedded: torch.Tensor, grad_h: torch.Tensor, repeated: bool) -> None:
+        """online_model.online_learn_token: h's gradient through tanh into the rows' embeddings
+        (embedded: those rows as hidden_of read them; nothing changed them since)."""
         hidden, h = self.hidden, self.h[: self.hidden]
         slope = net.H_ONE - (h * h >> 12)
         grad = (grad_h[:hidden] >> 12) * slope >> 12
         if repeated:  # a row twice: its uses and steps one after the other, as in the kernel
             self._learn_rows_in_turn(rows, grad)
             return
-        embedded = self.embedded
         used = embedded[:, hidden]
         step = self._row_step(grad, self._row_rate(used))
         learnt = torch.clamp(embedded[:, :hidden] + step, -net.EMBED_CAP, net.EMBED_CAP)

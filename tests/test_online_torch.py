@@ -17,9 +17,15 @@ from pipeline.online_torch import TorchNetwork, coding_order, encoding_model, re
 from pipeline.pack import _check_backend, pack
 from pipeline.train import train
 from submissions.decoder import encoding
+from submissions.decoder.mixing_model import MixConfig
 from submissions.errors import UserError
 
 SHARED_ROWS = dict(table_bits=12, online_hidden=8, online_table_bits=8)  # 256 embedding rows for the 17 contexts embedded here: ~40% of the tokens have two sharing one
+
+
+def shared_rows_network() -> TorchNetwork:
+    """The torch network of SHARED_ROWS (its hidden units and table, the default rates), untrained."""
+    return TorchNetwork(SHARED_ROWS["online_hidden"], MixConfig.online_rates, SHARED_ROWS["online_table_bits"], 8)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +65,9 @@ def test_the_thread_count_and_the_chunks_change_no_logit(coded, monkeypatch):
         logits = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(rows, tokens, 256))
+            logits.append(shared_rows_network().logits(rows, tokens, 256))
         monkeypatch.setattr(online_torch, "CHUNK_TOKENS", 7)  # the network's state carried across 86 chunks
-        logits.append(TorchNetwork(8, (8, 48), 8, 8).logits(rows, tokens, 256))
+        logits.append(shared_rows_network().logits(rows, tokens, 256))
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(logits[0], logits[2])
@@ -74,7 +80,7 @@ def test_torch_trains_the_kernels_weights_pinned(coded):
     """After the last token the torch network's weights are the kernels' network's, bit for bit
     (output weights with their uses, embeddings with theirs), and pinned."""
     tokens, _, _, rows, _, (out_w, embed) = coded
-    network = TorchNetwork(8, (8, 48), 8, 8)
+    network = shared_rows_network()
     network.logits(rows, tokens, 256)
     np.testing.assert_array_equal(network.out_w.numpy(), out_w)
     np.testing.assert_array_equal(network.embed.numpy(), embed)
