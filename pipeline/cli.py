@@ -323,6 +323,7 @@ def scoreboard(
     records: Optional[Path] = typer.Option(None, "--records", help="folder of committed result records (default: submissions/results)"),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="comma-separated baselines to measure (default: all of them)"),
     skip: Optional[str] = typer.Option(None, "--skip", help="comma-separated baselines to leave out (listed as skipped), e.g. 'nncp,cmix'"),
+    history: bool = typer.Option(False, "--history", help="all our verified archives of the file, not only each model kind's smallest and newest"),
     force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
 ) -> None:
@@ -334,7 +335,7 @@ def scoreboard(
         from submissions.fileio import atomic_write_text, check_output, require_file
         from pipeline.plot import plot_board
         from pipeline.progress import console, progress_bar
-        from pipeline.scoreboard import build_board, markdown, terminal_table
+        from pipeline.scoreboard import build_board, left_off_line, markdown, terminal_table
         from pipeline.verified import DEFAULT_REPORT_PLACES, RECORDS_DIR, find_reports, recorded_files
 
         skipped, chosen = tuple(_names(skip)), _names(baselines) if baselines is not None else None
@@ -358,13 +359,15 @@ def scoreboard(
                     if bar is not None:
                         bar(done, total)
 
-                board = build_board(data_file, reports, records_dir, chosen, skipped, progress=step)
+                board = build_board(data_file, reports, records_dir, chosen, skipped, progress=step, history=history)
             for refusal in board.refusals:
                 console.print(f"[yellow]refused[/] {refusal.source}: {refusal.reason}", highlight=False)
             out = Console(highlight=False)  # stdout: the table is the command's output
             if not out.is_terminal:
                 out = Console(highlight=False, width=170)  # piped into a file: keep rows on one line
             out.print(terminal_table(board))
+            if board.left_off:
+                out.print(left_off_line(board))
             atomic_write_text(md_path, markdown(board))
             plot_board(board, png_path)
             _say(f"wrote {md_path} and {png_path}")

@@ -27,7 +27,7 @@ from pipeline.baselines import BASELINES, EXTERNAL, BaselineResult, measure_all
 from pipeline.memory import PROCESS_RSS, RSS_GROWTH, helper_floor
 from pipeline.peers import Peer, peers_for
 from pipeline.published import Published, known_file, published_for
-from pipeline.verified import FileDigests, Ours, Refusal, file_digests, our_rows
+from pipeline.verified import FileDigests, Ours, Refusal, current_rows, file_digests, our_rows
 
 PART_LABELS = {"decoder": "decoder", "tokenizer": "tokenizer", "model": "weights", "payload": "payload", "header": "header"}
 MEMORY_MARK = {PROCESS_RSS: "", RSS_GROWTH: "†"}
@@ -78,6 +78,7 @@ class Board:
     machine: str = ""
     memory_floor: Optional[int] = None  # the smallest process peak the helper can report (pipeline/memory.py)
     elsewhere: list[str] = field(default_factory=list)  # where and when the rows measured elsewhere were measured
+    left_off: list[str] = field(default_factory=list)  # our earlier archives, not shown (build_board's history)
 
     @property
     def known_as(self) -> Optional[str]:
@@ -145,10 +146,13 @@ def build_board(
     baselines: Optional[list[str]] = None,
     skipped: tuple[str, ...] = (),
     progress: Optional[Callable[[int, int, str], None]] = None,
+    history: bool = False,
 ) -> Board:
-    """Measure every requested baseline on the file and gather our rows and the published ones."""
+    """Measure every requested baseline on the file and gather our rows and the published ones.
+    Of ours, each model kind's smallest and newest archive; history: every one."""
     digests = file_digests(data_path)
     ours, refusals, other = our_rows(reports, records_dir, digests)
+    ours, earlier = (ours, []) if history else current_rows(ours)
     names = [n for n in (baselines if baselines is not None else list(BASELINES)) if n not in skipped]
     results = measure_all(Path(data_path).read_bytes(), names, progress)
     rows = [_row_of_ours(o) for o in ours] + [_row_of_baseline(r) for r in results]
@@ -163,7 +167,7 @@ def build_board(
         file=digests, rows=ranked + [r for r in rows if not r.on_board], refusals=refusals, other_reports=other,
         commands=commands, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_line(), memory_floor=helper_floor() if ran_programs else None,
-        elsewhere=sorted({p.measured for p in peers}),
+        elsewhere=sorted({p.measured for p in peers}), left_off=[o.name for o in earlier],
     )
 
 
@@ -268,6 +272,14 @@ def legend(board: Board) -> list[str]:
     return lines
 
 
+def left_off_line(board: Board) -> str:
+    n = len(board.left_off)
+    return (
+        f"{n} earlier archive{'s' * (n > 1)} of ours left off: of each model kind the board shows the smallest and the "
+        f"newest verified archive (`pipeline scoreboard --history` shows all {len(board.ours) + n})."
+    )
+
+
 def _floor_note(board: Board) -> str:
     if board.memory_floor is None:
         return ""
@@ -290,6 +302,8 @@ def markdown(board: Board) -> str:
     for row in board.rows:
         if row.on_board:
             lines.append("| " + " | ".join(cells(row, best)) + " |")
+    if board.left_off:
+        lines += ["", left_off_line(board)]
     missing = [r for r in board.rows if not r.on_board]
     if missing:
         lines += ["", "Not on the board:", ""]

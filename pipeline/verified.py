@@ -277,6 +277,19 @@ def our_rows(reports: list[Path], records_dir: Optional[Path], digests: FileDige
     return rows, refused_live + refused_records, other
 
 
+def current_rows(rows: list[Ours]) -> tuple[list[Ours], list[Ours]]:
+    """(shown, left off): of each model kind, its smallest archive and its newest verified one;
+    the others are earlier versions, each larger than the first and older than the second."""
+    kinds: dict[str, list[Ours]] = {}
+    for row in rows:
+        kinds.setdefault(str((row.config.get("model") or {}).get("kind", "?")), []).append(row)
+    keep = set()
+    for same in kinds.values():
+        keep.add(min(same, key=lambda r: r.total_bytes).archive_sha256)
+        keep.add(max(same, key=lambda r: (r.verified_on, -r.total_bytes)).archive_sha256)
+    return [r for r in rows if r.archive_sha256 in keep], [r for r in rows if r.archive_sha256 not in keep]
+
+
 def _with_timings(live: Ours, record: Ours) -> Ours:
     from dataclasses import replace
 
