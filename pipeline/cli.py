@@ -323,7 +323,7 @@ def scoreboard(
     records: Optional[Path] = typer.Option(None, "--records", help="folder of committed result records (default: submissions/results)"),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="comma-separated baselines to measure (default: all of them)"),
     skip: Optional[str] = typer.Option(None, "--skip", help="comma-separated baselines to leave out (listed as skipped), e.g. 'nncp,cmix'"),
-    history: bool = typer.Option(False, "--history", help="all our verified archives of the file, not only each model kind's smallest and newest"),
+    history: bool = typer.Option(False, "--history", help="all our verified archives of the file, not only the smallest and newest of each model kind and way of packing"),
     force: bool = typer.Option(False, "--force", help="replace existing outputs"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
 ) -> None:

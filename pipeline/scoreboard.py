@@ -275,8 +275,8 @@ def legend(board: Board) -> list[str]:
 def left_off_line(board: Board) -> str:
     n = len(board.left_off)
     return (
-        f"{n} earlier archive{'s' * (n > 1)} of ours left off: of each model kind the board shows the smallest and the "
-        f"newest verified archive (`pipeline scoreboard --history` shows all {len(board.ours) + n})."
+        f"{n} earlier archive{'s' * (n > 1)} of ours left off: of each model kind and way of packing (tree order, shards) "
+        f"the board shows the smallest and the newest verified archive (`pipeline scoreboard --history` shows all {len(board.ours) + n})."
     )
 
 

@@ -278,13 +278,16 @@ def our_rows(reports: list[Path], records_dir: Optional[Path], digests: FileDige
 
 
 def current_rows(rows: list[Ours]) -> tuple[list[Ours], list[Ours]]:
-    """(shown, left off): of each model kind, its smallest archive and its newest verified one;
-    the others are earlier versions, each larger than the first and older than the second."""
-    kinds: dict[str, list[Ours]] = {}
+    """(shown, left off): of each model kind and way of packing (tree order, shards), the
+    smallest archive and the newest verified one; the others are earlier versions, each larger
+    than the first and older than the second."""
+    groups: dict[tuple, list[Ours]] = {}
     for row in rows:
-        kinds.setdefault(str((row.config.get("model") or {}).get("kind", "?")), []).append(row)
+        coder = row.config.get("coder") or {}
+        way = (str((row.config.get("model") or {}).get("kind", "?")), bool(coder.get("tree_order")), int(coder.get("shards") or 1))
+        groups.setdefault(way, []).append(row)
     keep = set()
-    for same in kinds.values():
+    for same in groups.values():
         keep.add(min(same, key=lambda r: r.total_bytes).archive_sha256)
         keep.add(max(same, key=lambda r: (r.verified_on, -r.total_bytes)).archive_sha256)
     return [r for r in rows if r.archive_sha256 in keep], [r for r in rows if r.archive_sha256 not in keep]

@@ -397,22 +397,26 @@ def test_rows_measured_elsewhere_only_for_their_exact_file_with_their_caveats(tm
     plt.close(fig)
 
 
-def test_the_board_shows_each_model_kind_s_smallest_and_newest_archive_and_history_shows_all(tmp_path):
+def test_the_board_shows_the_smallest_and_newest_archive_of_each_kind_and_way_of_packing_and_history_all(tmp_path):
     reports = []
-    for name, total, date, kind in [("old-small.arc", 1900, "2026-11-20", "context"), ("between.arc", 2100, "2026-11-21", "context"),
-                                    ("new-large.arc", 2200, "2026-11-22", "context"), ("other-kind.arc", 2500, "2026-11-19", "mix")]:
+    for name, total, date, kind, tree_order in [
+        ("old-small.arc", 1900, "2026-11-20", "context", False), ("between.arc", 2100, "2026-11-21", "context", False),
+        ("new-large.arc", 2200, "2026-11-22", "context", False), ("other-kind.arc", 2500, "2026-11-19", "mix", False),
+        ("tree-order.arc", 2600, "2026-11-18", "context", True),  # another way of packing: its own smallest and newest
+    ]:
         data_file, _, report = make_verified(tmp_path, name=name)
         fields = json.loads(report.read_text())
         fields["archive"]["total_bytes"], fields["date"] = total, date + "T10:00:00+00:00"
         fields["config"]["model"]["kind"] = kind
+        fields["config"]["coder"]["tree_order"] = tree_order
         report.write_text(json.dumps(fields))
         reports.append(report)
     board = build_board(data_file, reports, None, ["zlib-9"])
-    assert [r.name.split("(")[1] for r in board.ours] == ["old-small.arc)", "new-large.arc)", "other-kind.arc)"]
+    assert [r.name.split("(")[1] for r in board.ours] == ["old-small.arc)", "new-large.arc)", "other-kind.arc)", "tree-order.arc)"]
     assert [name.split("(")[1] for name in board.left_off] == ["between.arc)"]
-    assert "1 earlier archive of ours left off" in markdown(board) and "shows all 4" in markdown(board)
+    assert "1 earlier archive of ours left off" in markdown(board) and "shows all 5" in markdown(board)
     everything = build_board(data_file, reports, None, ["zlib-9"], history=True)
-    assert len(everything.ours) == 4 and not everything.left_off and "left off" not in markdown(everything)
+    assert len(everything.ours) == 5 and not everything.left_off and "left off" not in markdown(everything)
     result = runner.invoke(app, ["scoreboard", str(data_file), "--report", str(tmp_path), "--baselines", "zlib-9", "-o", str(tmp_path / "b"), "-q"])
     assert result.exit_code == 0, result.output
     assert "1 earlier archive of ours left off" in result.output and "between.arc" not in (tmp_path / "b" / "scoreboard_data.txt.md").read_text()
