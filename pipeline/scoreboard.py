@@ -79,6 +79,7 @@ class Board:
     memory_floor: Optional[int] = None  # the smallest process peak the helper can report (pipeline/memory.py)
     elsewhere: list[str] = field(default_factory=list)  # where and when the rows measured elsewhere were measured
     left_off: list[str] = field(default_factory=list)  # our earlier archives, not shown (build_board's history)
+    history: bool = False  # every archive of ours shown
 
     @property
     def known_as(self) -> Optional[str]:
@@ -149,7 +150,7 @@ def build_board(
     history: bool = False,
 ) -> Board:
     """Measure every requested baseline on the file and gather our rows and the published ones.
-    Of ours, each model kind's smallest and newest archive; history: every one."""
+    Of ours, the smallest and newest of each model kind and way of packing; history: every one."""
     digests = file_digests(data_path)
     ours, refusals, other = our_rows(reports, records_dir, digests)
     ours, earlier = (ours, []) if history else current_rows(ours)
@@ -167,7 +168,7 @@ def build_board(
         file=digests, rows=ranked + [r for r in rows if not r.on_board], refusals=refusals, other_reports=other,
         commands=commands, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_line(), memory_floor=helper_floor() if ran_programs else None,
-        elsewhere=sorted({p.measured for p in peers}), left_off=[o.name for o in earlier],
+        elsewhere=sorted({p.measured for p in peers}), left_off=[o.name for o in earlier], history=history,
     )
 
 
@@ -294,7 +295,7 @@ def markdown(board: Board) -> str:
     lines = [
         f"# Scoreboard: {board.file.path.name} ({board.file.size:,} bytes)",
         "",
-        f"{board.date[:10]}, {board.machine}. md5 `{board.file.md5}`. Command: `pipeline scoreboard {board.file.path}`.",
+        f"{board.date[:10]}, {board.machine}. md5 `{board.file.md5}`. Command: `pipeline scoreboard {board.file.path}{' --history' * board.history}`.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join(["---", "---", *["---:"] * 6, "---"]) + "|",

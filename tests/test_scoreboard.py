@@ -417,6 +417,7 @@ def test_the_board_shows_the_smallest_and_newest_archive_of_each_kind_and_way_of
     assert "1 earlier archive of ours left off" in markdown(board) and "shows all 5" in markdown(board)
     everything = build_board(data_file, reports, None, ["zlib-9"], history=True)
     assert len(everything.ours) == 5 and not everything.left_off and "left off" not in markdown(everything)
+    assert "--history`" in markdown(everything) and "--history`" not in markdown(board).split("\n")[2]
     result = runner.invoke(app, ["scoreboard", str(data_file), "--report", str(tmp_path), "--baselines", "zlib-9", "-o", str(tmp_path / "b"), "-q"])
     assert result.exit_code == 0, result.output
     assert "1 earlier archive of ours left off" in result.output and "between.arc" not in (tmp_path / "b" / "scoreboard_data.txt.md").read_text()
