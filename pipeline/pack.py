@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from submissions.errors import UserError
 from submissions.fileio import check_output, claim_output, files_of
 from tokenizer import load_tokenizer
 from tokenizer.table import leading_bytes, pack_table
+from verify.report import memory_bytes
 
 
 @dataclass(frozen=True)
@@ -307,18 +307,11 @@ def check_table_memory(model_config: dict, physical: int | None = None) -> None:
     """Refuse, before coding, a count or direct table larger than 80% of this machine's memory
     (physical: bytes, default this machine's): an encode that runs out of memory is killed
     minutes in, and a smaller table in the run's config.json would have done."""
-    physical = _physical_memory() if physical is None else physical
+    physical = memory_bytes() if physical is None else physical
     need = sum(4 << model_config[field] for field in AUTO_TABLE_BITS if model_config.get(field))  # 4 bytes an entry
     if physical and need > 0.8 * physical:
         largest = max((field for field in AUTO_TABLE_BITS if model_config.get(field)), key=model_config.get)
         raise UserError(f"the model's tables need {need >> 20:,} MiB, more than this machine's {physical >> 20:,} MiB of memory allows: set a smaller {largest} in the run's config.json")
-
-
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not on this system: nothing to check against
-        return None
 
 
 TORCH_STAGES = {"hashes": 1, "network": 5, "coding": 1}  # --backend torch: each pass's share of a shard's time (enwik6, CPU)

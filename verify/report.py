@@ -128,7 +128,7 @@ def machine() -> dict:
         "processor": platform.processor() or _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_bytes": _memory_bytes(),
+        "memory_bytes": memory_bytes(),
     }
 
 
@@ -142,7 +142,8 @@ def _cpu_model() -> str:
     return ""
 
 
-def _memory_bytes() -> int | None:
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
