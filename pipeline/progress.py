@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import timedelta
 from typing import Callable, Iterator, Optional
 
 from rich.console import Console
@@ -37,14 +38,15 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Optional[Ca
 def log_lines(description: str, write: Callable[[str], None], every: float = LOG_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:
     """A callback(done, total) that writes 'description: done/total (percent), elapsed, eta' at
     most once every `every` seconds, and once more when done reaches total."""
-    started = clock()
-    last = [started, False]  # when a line was last written; whether the last line said it is done
+    started = last_line = clock()
+    said_done = False
 
     def update(done: int, total: int) -> None:
+        nonlocal last_line, said_done
         now, finished = clock(), total > 0 and done >= total
-        if last[1] or not (finished or now - last[0] >= every):
+        if said_done or not (finished or now - last_line >= every):
             return
-        last[0], last[1] = now, finished
+        last_line, said_done = now, finished
         elapsed = now - started
         eta = f", eta {_clock_time(elapsed * (total - done) / done)}" if 0 < done < total else ""
         amount = f"{done:,}/{total:,} ({100 * done / total:.0f}%)" if total > 0 else f"{done:,}"
@@ -54,5 +56,4 @@ def log_lines(description: str, write: Callable[[str], None], every: float = LOG
 
 
 def _clock_time(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return str(timedelta(seconds=round(seconds)))  # h:mm:ss
