@@ -45,17 +45,22 @@ def _copy(source: BinaryIO, target: BinaryIO, total: Optional[int], label: str, 
     """Stream source to target under a rich bar; return (bytes copied, md5)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    from pipeline.progress import console
+    from pipeline.progress import console, plain_lines
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     digest, copied = hashlib.md5(), 0
-    with Progress(*columns, console=console, disable=not progress) as bar:
+    log = plain_lines(f"{label} (bytes)") if progress and not console.is_terminal else None  # rich is silent off a terminal
+    with Progress(*columns, console=console, disable=not progress or log is not None) as bar:
         task = bar.add_task(label, total=total)
         for block in iter(lambda: source.read(_BLOCK), b""):
             target.write(block)
             digest.update(block)
             copied += len(block)
             bar.advance(task, len(block))
+            if log:
+                log(copied, total or 0)
+        if log:  # the closing line, also when the size was not known beforehand
+            log(copied, copied)
     return copied, digest.hexdigest()
 
 

@@ -16,11 +16,12 @@ import numpy as np
 from pipeline.config import NeuralModelConfig
 from submissions.errors import UserError
 from submissions.fileio import atomic_write_bytes, atomic_write_text, remove_leftovers
-from pipeline.progress import console
+from pipeline.progress import console, plain_lines
 
 MODEL_HEADER = "model.json"  # the integer model's config, as the archive header carries it
 MODEL_WEIGHTS = "model.bin"  # the integer weights blob, as the archive carries it
 EXPORT_RECORD = "export.json"  # what the two were made from: the ids' sha256, the neural config; their own sha256
+LOG_STEPS = 1000  # off a terminal, training's fraction of its budget in these steps (the line shows a percentage)
 
 
 def train_neural(
@@ -53,12 +54,19 @@ def train_neural(
     model_config = ModelConfig(vocab_size=vocab_size, **config.shape())
     started = time.perf_counter()
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not (progress and is_main)) as bar:
+    shown = progress and is_main
+    # off a terminal rich draws nothing until the end: a plain line a minute instead (hours on a GPU under nohup)
+    log = plain_lines("training", counts=False) if shown and not console.is_terminal else None
+    with Progress(*columns, console=console, disable=not shown or log is not None) as bar:
         task = bar.add_task("training", total=1.0, info="")
+        last_info = ""
 
         def report(p) -> None:
-            info = f"step {p.step}  {p.loss_bits / bytes_per_token:.3f} bits/byte  {p.tokens_per_s:,.0f} tok/s"
-            bar.update(task, completed=p.fraction, info=info)
+            nonlocal last_info
+            last_info = f"step {p.step}  {p.loss_bits / bytes_per_token:.3f} bits/byte  {p.tokens_per_s:,.0f} tok/s"
+            bar.update(task, completed=p.fraction, info=last_info)
+            if log:
+                log(round(p.fraction * LOG_STEPS), LOG_STEPS, last_info)
 
         try:
             checkpoint = train_model(
@@ -68,6 +76,8 @@ def train_neural(
             )
         except ValueError as exc:  # e.g. --resume over a checkpoint of another shape (raised in every rank)
             raise UserError(f"cannot train: {exc}") from None
+        if log:  # the closing line, if the last report fell short of the budget's end (said once either way)
+            log(LOG_STEPS, LOG_STEPS, last_info)
     if not is_main:
         return {}
     train_seconds = time.perf_counter() - started

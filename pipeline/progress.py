@@ -23,7 +23,7 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Optional[Ca
         yield None
         return
     if not console.is_terminal:
-        yield log_lines(description, lambda line: console.print(line, highlight=False, soft_wrap=True))
+        yield plain_lines(description)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -35,13 +35,26 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Optional[Ca
         yield update
 
 
-def log_lines(description: str, write: Callable[[str], None], every: float = LOG_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:
-    """A callback(done, total) that writes 'description: done/total (percent), elapsed, eta' at
-    most once every `every` seconds, and once more when done reaches total."""
+def plain_lines(description: str, counts: bool = True) -> Callable[..., None]:
+    """log_lines writing to the console (stderr): for stages that draw their own rich bar on a
+    terminal (training, downloads) and need these lines off one."""
+    return log_lines(description, lambda line: console.print(line, highlight=False, soft_wrap=True), counts=counts)
+
+
+def log_lines(
+    description: str,
+    write: Callable[[str], None],
+    every: float = LOG_EVERY_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    counts: bool = True,
+) -> Callable[..., None]:
+    """A callback(done, total, info="") that writes 'description: done/total (percent), elapsed,
+    eta, info' at most once every `every` seconds, and once more when done reaches total.
+    counts=False leaves out done/total (training's progress is a fraction of its budget)."""
     started = last_line = clock()
     said_done = False
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, info: str = "") -> None:
         nonlocal last_line, said_done
         now, finished = clock(), total > 0 and done >= total
         if said_done or not (finished or now - last_line >= every):
@@ -49,8 +62,9 @@ def log_lines(description: str, write: Callable[[str], None], every: float = LOG
         last_line, said_done = now, finished
         elapsed = now - started
         eta = f", eta {_clock_time(elapsed * (total - done) / done)}" if 0 < done < total else ""
-        amount = f"{done:,}/{total:,} ({100 * done / total:.0f}%)" if total > 0 else f"{done:,}"
-        write(f"{description}: {amount}, {_clock_time(elapsed)}{eta}")
+        percent = f"{100 * done / total:.0f}%" if total > 0 else ""
+        amount = (f"{done:,}/{total:,} ({percent})" if counts else percent) if total > 0 else f"{done:,}"
+        write(f"{description}: {amount}, {_clock_time(elapsed)}{eta}{f', {info}' if info else ''}")
 
     return update
 
