@@ -1,18 +1,20 @@
-"""`pipeline pack --backend torch` for the mixing model: its online network run in torch (CPU or
-CUDA), giving the same archive bytes as the compiled kernels.
+"""`pipeline pack --backend torch`: the online network of the mixing model and of the online
+model run in torch (CPU or CUDA), giving the same archive bytes as the compiled kernels.
 
 The network (submissions/decoder/online_model.py) is exact integer arithmetic; here the same
 arithmetic runs on torch int64 tensors, one token at a time (it learns after every token), the
 token's tree decisions at once. Its inputs are the hashes of the contexts it embeds, which
-the compiled kernels compute (as rows of its embedding table); its logits go to the kernels' mixers. So pack codes the shard
-twice, through a copy of the decoder package whose online_model is online_given.py:
+the compiled kernels compute (as rows of its embedding table); its logits go to the kernels'
+model. Pack codes the shard through a copy of the decoder package whose online_model is
+online_given.py:
 1. the kernels record the embedding rows of each token's contexts, in the order they code the
-   tokens (that coding is thrown away);
-2. torch runs the network over the tokens: its logit at every decision;
+   tokens (that coding is thrown away; the hashes depend on the tokens alone);
+2. the mixing model: torch runs the network over the tokens, its logit at every decision (its
+   network learns from its own logit, so it can run ahead of the coding); then
 3. the kernels code the tokens with those logits (the payload).
-In the mixing model the network learns from its own logit only, so it can run ahead of the
-coding. `--model online`'s network learns from the whole model's logit, which needs the
-kernels at every decision: it has no torch backend. A decoder runs the kernels alone.
+`--model online`'s network learns from the whole model's logit, which the kernels compute at
+every decision, so after 1 the two take turns token by token (OnlineExchange). A decoder runs
+the kernels alone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from submissions.decoder import encoding
 from submissions.decoder.codec import stream_lengths
 from submissions.decoder import online_model as net
 from submissions.decoder.logistic import PROB_BITS, SQUASH_TABLE
+from submissions.errors import UserError
 
 from .decoder_variant import decoder_variant
 
@@ -91,6 +94,7 @@ class TorchNetwork:
         with torch.inference_mode():
             for row, node, bit, is_coded, logits, twice in steps:
                 embedded = self.hidden_of(row)
+                logits.copy_(self.path_logits(node))
                 self.learn_token(row, embedded, self.learn_bits(node, bit, is_coded, logits), twice)
         return out.cpu().numpy()
 
@@ -105,15 +109,20 @@ class TorchNetwork:
         self.h[: self.hidden] = self.tanh(embedded[:, : self.hidden].sum(0) << net.EMBED_SHIFT)
         return embedded
 
-    def learn_bits(self, nodes, bits, coded, logits_out) -> torch.Tensor:
-        """online_model.online_logit and online_learn_bit at every depth at once (the nodes of a
-        path are distinct, h is fixed within a token): the logits into logits_out; h's
-        gradient, the sum over the coded decisions, returned."""
+    def path_logits(self, nodes: torch.Tensor) -> torch.Tensor:
+        """online_model.online_logit at every depth of a token's path at once (h is fixed within
+        a token, and the output weights of one node change only at its own decision)."""
+        w = self.out_w[nodes][:, : self.hidden + 1]
+        return torch.clamp((w * self.h).sum(1) >> 20, -2047, 2047)
+
+    def learn_bits(self, nodes, bits, coded, logits) -> torch.Tensor:
+        """online_model.online_learn_bit at every depth at once (the nodes of a path are
+        distinct), its error from the logits the coding used: the network's own (the mixing
+        model) or the whole model's (the online model's direct connections and guesses added);
+        h's gradient, the sum over the coded decisions, returned."""
         width = self.hidden + 1
         rows = self.out_w[nodes]
         w, used = rows[:, :width], rows[:, width]
-        logits = torch.clamp((w * self.h).sum(1) >> 20, -2047, 2047)
-        logits_out.copy_(logits)
         error = ((bits << PROB_BITS) - self.squash[logits + 2047]) * coded  # (bit - p) in 1/4096; none where not coded
         rate = self.out_rate + torch.div(self.out_rate * net.YOUNG_BOOST * net.YOUNG_USES, used + net.YOUNG_USES, rounding_mode="floor")
         grad_h = (error[:, None] * w).sum(0)
@@ -165,30 +174,80 @@ def coding_order(n_tokens: int, n_streams: int) -> np.ndarray:
 
 
 def encoding_model(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes, token_bytes, tokens: np.ndarray, device: str, progress=None):
-    """The mixing model for these tokens in n_streams, its network's logits computed in torch on
-    device (steps 1 and 2 above): encode it as any model (step 3). The streams share one
-    network, which learns token after token in the order they are coded. progress(stage, done,
-    total) per stage ("hashes", "network")."""
+    """The model for these tokens in n_streams, its network run in torch on device: encode it as
+    any model. The mixing model: its network's logits computed ahead (steps 1 and 2 above); the
+    streams share one network, which learns token after token in the order they are coded. The
+    online model (one stream): step 1, then the kernels and torch take turns token by token
+    (OnlineExchange). progress(stage, done, total) per stage ("hashes", "network")."""
+    if model_config["kind"] == "online" and n_streams != 1:
+        raise UserError(f"--backend torch codes the online model in one stream, not {n_streams}: leave --streams out")
+    tokens = np.asarray(tokens, dtype=np.int64)
+    build = given_model_builder(model_config, vocab_size, n_streams, prob_bits, weights, token_bytes, len(tokens))
+    first = build(record_rows=True)
+    rows = recorded_rows(first, tokens, n_streams, _stage(progress, "hashes"))
+    config, n_bits = first.config, first.n_bits
+    del first  # its tables: one model's memory at a time
+    network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
+    if model_config["kind"] == "online":
+        return OnlineExchange(build(), network, rows, vocab_size)
+    logits = network.logits(rows, tokens[coding_order(len(tokens), n_streams)], vocab_size, _stage(progress, "network"))
+    del network
+    return build(logits)
+
+
+def given_model_builder(model_config: dict, vocab_size: int, n_streams: int, prob_bits: int, weights: bytes, token_bytes, n_tokens: int):
+    """build(logits=None, record_rows=False): the model from the package copy whose network's
+    logits are given (online_given), with room for n_tokens' logits (None: zeros) and, if
+    record_rows, for the rows of their contexts."""
     variant = decoder_variant({"online_model": "online_given"})
     registry = importlib.import_module(variant.__name__ + ".model_registry")
     given = importlib.import_module(variant.__name__ + ".online_model")
-    tokens = np.asarray(tokens, dtype=np.int64)
 
-    def with_logits(logits):
+    def build(logits=None, record_rows: bool = False):
         model = registry.build_model(model_config, vocab_size, n_streams, prob_bits, weights, token_bytes=token_bytes)
-        n_contexts = len(model.state.online_contexts)
-        model.state = model.state._replace(**given.given_arrays(len(tokens), n_contexts, model.n_bits, net.ROW_MULTIPLIER, logits))
+        n_contexts = len(model.state.online_contexts) if record_rows else 0
+        model.state = model.state._replace(**given.given_arrays(n_tokens, n_contexts, model.n_bits, net.ROW_MULTIPLIER, logits))
         return model
 
-    first = with_logits(None)
-    block = encoding.block_steps(n_streams, encoding.symbols_per_token(True, vocab_size))  # the coder's memory bounded, as in pack
-    encoding.encode(first, tokens, n_streams, prob_bits, _stage(progress, "hashes"), block)
-    rows, config, n_bits = first.state.context_rows.reshape(len(tokens), -1), first.config, first.n_bits
-    del first  # its tables: one model's memory at a time
-    network = TorchNetwork(config.online_hidden, config.online_rates, config.online_table_bits, n_bits, device)
-    logits = network.logits(rows, tokens[coding_order(len(tokens), n_streams)], vocab_size, _stage(progress, "network"))
-    del network
-    return with_logits(logits)
+    return build
+
+
+def recorded_rows(model, tokens: np.ndarray, n_streams: int, progress=None) -> np.ndarray:
+    """(T, contexts): step 1, the embedding rows of each token's contexts, in coding order, as a
+    model of build(record_rows=True) records them (its coding thrown away)."""
+    block = encoding.block_steps(n_streams, encoding.symbols_per_token(True, 1 << model.n_bits))  # the coder's memory bounded, as in pack
+    encoding.encode(model, tokens, n_streams, model.prob_bits, progress, block)
+    return model.state.context_rows.reshape(len(tokens), -1)
+
+
+class OnlineExchange:
+    """The online model with its network in torch, encoding one stream. Its network learns from
+    the whole model's logit (the direct connections and guesses added to its own), so neither
+    side can run ahead: token by token, torch gives the network's logits along the token's path
+    (online_given reads them), the kernels code the token and leave the logits they coded with
+    in online_logits, and the network learns from those, as online_learn_bit does."""
+
+    binary = True
+
+    def __init__(self, model, network: TorchNetwork, rows: np.ndarray, vocab: int):
+        self.model, self.network, self.rows, self.vocab = model, network, rows, vocab
+        self.n_bits = model.n_bits
+
+    def code_steps(self, coder, window: np.ndarray, lengths: np.ndarray, t0: int) -> None:
+        n_bits, state, to = self.n_bits, self.model.state, dict(device=self.network.device)
+        paths = [torch.from_numpy(a.astype(np.int64)).to(**to) for a in token_paths(window[0], n_bits, self.vocab)]
+        rows = self.rows[t0 : t0 + window.shape[1]].astype(np.int64)
+        repeated = repeated_rows(rows).tolist()
+        rows = torch.from_numpy(rows).to(**to)
+        with torch.inference_mode():
+            for i in range(window.shape[1]):
+                nodes, bits, coded = (a[i] for a in paths)
+                embedded = self.network.hidden_of(rows[i])
+                state.h[(t0 + i) * n_bits : (t0 + i + 1) * n_bits] = self.network.path_logits(nodes).cpu().numpy()
+                column = np.ascontiguousarray(window[:, i : i + 1])
+                self.model.code_steps(coder, column, lengths, t0 + i)
+                used = torch.from_numpy(state.online_logits.copy()).to(**to)  # at the coded depths: the whole model's logits
+                self.network.learn_token(rows[i], embedded, self.network.learn_bits(nodes, bits, coded, used), repeated[i])
 
 
 def _stage(progress, name: str):

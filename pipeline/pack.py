@@ -21,6 +21,7 @@ from submissions.archive import archive_parts, build_archive, make_header, runti
 from submissions.decoder import encoding
 from submissions.decoder.container import MODEL, PAYLOAD, TOKENIZER
 from submissions.decoder.mixing_model import MixConfig
+from submissions.decoder.online_alone import OnlineConfig
 from submissions.decoder.model_registry import build_model, model_class
 from submissions.decoder.tokens import unpack_table
 from submissions.errors import UserError
@@ -203,7 +204,7 @@ def _encode(config, model, tokens, table, table_blob, ordered, record, source, b
             return build_model(header, tokenizer_size, n_streams, prob_bits, weights, token_bytes=table), report
         from pipeline.online_torch import encoding_model
 
-        stages = _staged(report, TORCH_STAGES)
+        stages = _staged(report, TORCH_STAGES[model_header["kind"]])
         model = encoding_model(header, tokenizer_size, n_streams, prob_bits, weights, table, shard, runtime_choice.get("device", "cpu"), stages)
         return model, stages and (lambda done, total: stages("coding", done, total))
 
@@ -314,12 +315,16 @@ def check_table_memory(model_config: dict, physical: int | None = None) -> None:
         raise UserError(f"the model's tables need {need >> 20:,} MiB, more than this machine's {physical >> 20:,} MiB of memory allows: set a smaller {largest} in the run's config.json")
 
 
-TORCH_STAGES = {"hashes": 1, "network": 5, "coding": 1}  # --backend torch: each pass's share of a shard's time (enwik6, CPU)
+TORCH_STAGES = {  # --backend torch: each pass's share of a shard's time (enwik6, CPU), by model kind
+    "mix": {"hashes": 1, "network": 5, "coding": 1},
+    "online": {"hashes": 1, "coding": 10},  # the coding pass takes turns with the network token by token
+}
 
 
 def _has_network(model_config: dict) -> bool:
-    """Whether the model is a mixing model with an online network (which --backend torch runs)."""
-    return model_config["kind"] == "mix" and model_config.get("online_hidden", MixConfig.online_hidden) > 0
+    """Whether the model is a mixing or online model with an online network (which --backend torch runs)."""
+    defaults = {"mix": MixConfig, "online": OnlineConfig}.get(model_config["kind"])
+    return defaults is not None and model_config.get("online_hidden", defaults.online_hidden) > 0
 
 
 def _check_backend(model_config: dict, backend: str | None, device: str | None = None) -> None:
@@ -334,10 +339,8 @@ def _check_backend(model_config: dict, backend: str | None, device: str | None =
             raise UserError(f"--device {device}: torch {torch.__version__} sees no CUDA GPU here; use --device cpu")
     if backend != "torch":
         return
-    if model_config["kind"] == "online":
-        raise UserError("--backend torch: the online model's network learns from the whole model's logit at every decision, which only the compiled kernels have; pack it without --backend")
-    if model_config["kind"] == "mix" and not _has_network(model_config) and not model_config.get("neural"):
-        raise UserError("--backend torch: this mixing model has no online network (online_hidden 0) and no neural input: nothing of it runs in torch")
+    if model_config["kind"] in ("mix", "online") and not _has_network(model_config) and not model_config.get("neural"):
+        raise UserError(f"--backend torch: this {model_config['kind']} model has no online network (online_hidden 0) and no neural input: nothing of it runs in torch")
 
 
 def _staged(report, shares: dict):

@@ -1,5 +1,5 @@
-"""`pipeline pack --backend torch`: the mixing model's online network run in torch
-(pipeline/online_torch.py) codes the kernels' bytes. (On a GPU, when one is lent:
+"""`pipeline pack --backend torch`: the online network of the mixing model and of the online
+model run in torch (pipeline/online_torch.py) codes the kernels' bytes. (On a GPU, when one is lent:
 benchmarks/online_torch.py --devices cpu,cuda.)"""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 import torch
 from test_mixing_model import PROB_BITS, model
 
-from pipeline.config import MixingModelConfig, PipelineConfig, TokenizerConfig
+from pipeline.config import MixingModelConfig, OnlineModelConfig, PipelineConfig, TokenizerConfig
 from pipeline import online_torch
-from pipeline.online_torch import TorchNetwork, coding_order, encoding_model, repeated_rows, token_paths
+from pipeline.online_torch import TorchNetwork, coding_order, encoding_model, given_model_builder, recorded_rows, repeated_rows, token_paths
+from pipeline import pack as pack_module
 from pipeline.pack import _check_backend, pack
 from pipeline.train import train
 from submissions.decoder import encoding
@@ -37,9 +38,9 @@ def coded(text_sample):
     payload = encoding.encode(kernels_model, tokens, 1, PROB_BITS)
     torch_model = encoding_model(dict(kind="mix", **SHARED_ROWS), 256, 1, PROB_BITS, b"", None, tokens, "cpu")
     torch_payload = encoding.encode(torch_model, tokens, 1, PROB_BITS)
-    state = torch_model.state
+    rows = recorded_rows(given_model_builder(dict(kind="mix", **SHARED_ROWS), 256, 1, PROB_BITS, b"", None, len(tokens))(record_rows=True), tokens, 1)
     trained = (kernels_model.state.out_w, kernels_model.state.embed)  # the kernels' network after the last token
-    return tokens, payload, torch_payload, state.context_rows.reshape(len(tokens), -1), state.h.reshape(len(tokens), -1), trained
+    return tokens, payload, torch_payload, rows, torch_model.state.h.reshape(len(tokens), -1), trained
 
 
 def test_the_network_in_torch_codes_the_kernels_bytes_where_contexts_share_rows(coded):
@@ -95,24 +96,44 @@ def test_token_paths_follow_the_tree_and_skip_decisions_the_vocabulary_settles()
     assert coded[2].tolist() == [True, False, False, True, False, True, False, True, True]  # 299 = 0b100101011: no id in 384-511, ...
 
 
-def test_pack_with_the_network_in_torch_writes_the_kernels_archive(tmp_path, text_sample):
+@pytest.mark.parametrize("kind", ["mix", "online"])
+def test_pack_with_the_network_in_torch_writes_the_kernels_archive(tmp_path, text_sample, kind, monkeypatch):
+    """Both ways through `pack`, two shards each. --model online: its network learns from the
+    whole model's logit, so torch and the kernels take turns token by token; the bytes and each
+    shard's trained network are the kernels' too."""
     data = tmp_path / "data.txt"
-    data.write_bytes(text_sample[:8000])
-    config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=MixingModelConfig(table_bits=14, online_table_bits=12))
+    data.write_bytes(text_sample[: 8000 if kind == "mix" else 3000])  # the online model's torch way takes turns token by token: slower
+    tables = dict(online_table_bits=12) | (dict(table_bits=14) if kind == "mix" else dict(direct_bits=18))
+    model_config = (MixingModelConfig if kind == "mix" else OnlineModelConfig)(**tables)
+    config = PipelineConfig(tokenizer=TokenizerConfig(vocab_size=300), model=model_config)
     train(data, tmp_path / "run", config, progress=False)
+    models = []  # each shard's model: the kernels' way's, then the torch way's
+
+    def kept(make):
+        return lambda *args, **kwargs: models.append(make(*args, **kwargs)) or models[-1]
+
+    monkeypatch.setattr(pack_module, "build_model", kept(pack_module.build_model))
     kernels = pack(tmp_path / "run", tmp_path / "k.arc", progress=False, shards=2)
+    monkeypatch.setattr(online_torch, "encoding_model", kept(online_torch.encoding_model))
     in_torch = pack(tmp_path / "run", tmp_path / "t.arc", progress=True, shards=2, backend="torch", device="cpu")
     assert (tmp_path / "t.arc").read_bytes() == (tmp_path / "k.arc").read_bytes()
     assert in_torch.total_bytes == kernels.total_bytes
+    assert len(models) == 4  # the torch way ran, for both shards
+    if kind == "online":
+        for kernels_model, exchange in zip(models[:2], models[2:]):
+            np.testing.assert_array_equal(exchange.network.out_w.numpy(), kernels_model.state.out_w)
+            np.testing.assert_array_equal(exchange.network.embed.numpy(), kernels_model.state.embed)
+    with pytest.raises(UserError, match="in one stream, not 2: leave --streams out"):
+        encoding_model(dict(kind="online"), 300, 2, PROB_BITS, b"", None, np.zeros(9), "cpu")
 
 
 def test_backend_torch_is_refused_where_no_network_or_neural_input_runs_in_torch():
     _check_backend({"kind": "mix"}, "torch")  # the default has its network
-    _check_backend({"kind": "online"}, None)
-    with pytest.raises(UserError, match="only the compiled kernels"):
-        _check_backend({"kind": "online"}, "torch")
-    with pytest.raises(UserError, match="no online network"):
+    _check_backend({"kind": "online"}, "torch")
+    with pytest.raises(UserError, match="this mix model has no online network"):
         _check_backend({"kind": "mix", "online_hidden": 0}, "torch")
+    with pytest.raises(UserError, match="this online model has no online network"):
+        _check_backend({"kind": "online", "online_hidden": 0}, "torch")
     _check_backend({"kind": "mix", "online_hidden": 0, "neural": {"kind": "neural"}}, "torch")
     _check_backend({"kind": "mix"}, "torch", "cpu")
     with pytest.raises(UserError, match="--device tpu: use cpu or cuda"):
