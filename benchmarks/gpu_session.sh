@@ -44,9 +44,11 @@ log "5. decode the CPU archive on the GPU"
 time HUTTER_BACKEND=torch HUTTER_DEVICE=cuda python "$W/cpu.arc" -o "$W/out_gpu" -q \
   && cmp "$W/out_gpu" "$DATA" && echo "CROSS cpu-encode -> gpu-decode: IDENTICAL" || echo "CROSS cpu-encode -> gpu-decode: FAILED"
 
-log "6. the mix model's online network in torch on the GPU: the kernels' archive? (first ${ONLINE_HEAD:=200000} bytes)"
+log "6. the online network of the mix and online models in torch on the GPU: the kernels' archive? (first ${ONLINE_HEAD:=200000} bytes)"
 pipeline data "$DATA" --head "$ONLINE_HEAD" -o "$W/head" && pipeline train "$W/head" -o "$W/mix" -q \
   && python benchmarks/online_torch.py "$W/mix" --devices cpu,cuda --threads 1 --out "$OUT/online_torch.md" | tail -6
+pipeline train "$W/head" -o "$W/online" --model online -q \
+  && python benchmarks/online_torch.py "$W/online" --devices cpu,cuda --threads 1 --out "$OUT/online_torch_online.md" | tail -6
 
 [ "${KEEP:-1}" = 1 ] && log "7. keep the run for later calls (no checkpoint: too big)" && mkdir -p "$OUT/run" && cp "$W/run"/{config.json,source.json,tokenizer.model,tokens.npy,train.json,model.json,model.bin} "$OUT/run/"
 log done
