@@ -123,8 +123,6 @@ def test_pack_with_the_network_in_torch_writes_the_kernels_archive(tmp_path, tex
         for kernels_model, exchange in zip(models[:2], models[2:]):
             np.testing.assert_array_equal(exchange.network.out_w.numpy(), kernels_model.state.out_w)
             np.testing.assert_array_equal(exchange.network.embed.numpy(), kernels_model.state.embed)
-    with pytest.raises(UserError, match="in one stream, not 2: leave --streams out"):
-        encoding_model(dict(kind="online"), 300, 2, PROB_BITS, b"", None, np.zeros(9), "cpu")
 
 
 def test_backend_torch_is_refused_where_no_network_or_neural_input_runs_in_torch():
@@ -134,6 +132,8 @@ def test_backend_torch_is_refused_where_no_network_or_neural_input_runs_in_torch
         _check_backend({"kind": "mix", "online_hidden": 0}, "torch")
     with pytest.raises(UserError, match="this online model has no online network"):
         _check_backend({"kind": "online", "online_hidden": 0}, "torch")
+    with pytest.raises(UserError, match="in one stream, not 2: leave --streams out"):  # the online model's turns are token by token
+        encoding_model(dict(kind="online"), 300, 2, PROB_BITS, b"", None, np.zeros(9), "cpu")
     _check_backend({"kind": "mix", "online_hidden": 0, "neural": {"kind": "neural"}}, "torch")
     _check_backend({"kind": "mix"}, "torch", "cpu")
     with pytest.raises(UserError, match="--device tpu: use cpu or cuda"):
