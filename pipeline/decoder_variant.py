@@ -1,39 +1,28 @@
-"""A copy of the decoder package with some modules swapped for others, imported from memory.
+"""A copy of the decoder package with some modules swapped for others.
 
 The kernels call each other by module globals, which numba binds when it compiles; a kernel
 that should call another module's function than the package's needs a copy of every module on
-the way. This loads one: the same files under another package name (`_decoder_<tag>`), with
-each swapped module's source taken from its replacement. Loaded from memory (no __file__), its
-kernels compile anew, never from or into the package's disk cache (jit._njit).
+the way. This writes one (the same files under another package name, `_decoder_<tag>`, each
+swapped module's source taken from its replacement) into a folder of the user's cache named by
+the sources' hash, and imports it from there. Being files, its kernels are cached on disk as
+the package's own are (jit._njit, kernel_cache.py: a cache folder per version of the sources),
+so only the first use compiles them (~8 s).
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import importlib
-import importlib.abc
 import importlib.util
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from submissions.archive import DECODER_DIR
-
-
-class _Sources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports `package` and `package.<module>` from a dict of sources."""
-
-    def __init__(self, package: str, sources: dict[str, str]):
-        self.package, self.sources = package, sources
-
-    def find_spec(self, name, path=None, target=None):
-        if name == self.package or name.startswith(self.package + ".") and name.split(".", 1)[1] in self.sources:
-            return importlib.util.spec_from_loader(name, self, is_package=name == self.package)
-        return None
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        stem = "__init__" if module.__name__ == self.package else module.__name__.split(".", 1)[1]
-        exec(compile(self.sources[stem], f"<{module.__name__}>", "exec"), module.__dict__)
+from submissions.fileio import atomic_write_text
 
 
 def decoder_variant(swaps: dict[str, str]):
@@ -43,5 +32,36 @@ def decoder_variant(swaps: dict[str, str]):
     if package not in sys.modules:
         sources = {path.stem: path.read_text("utf-8") for path in DECODER_DIR.glob("*.py")}
         sources.update({module: sources[replacement] for module, replacement in swaps.items()})
-        sys.meta_path.insert(0, _Sources(package, sources))
+        folder = _written(package, sources)
+        spec = importlib.util.spec_from_file_location(package, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[package]
+            raise
     return importlib.import_module(package)
+
+
+def _written(package: str, sources: dict[str, str]) -> Path:
+    """The folder holding the package's files: in the user's cache, each file written once,
+    atomically (processes that race write the same text; numba would at worst compile once
+    more); a temporary folder, removed at exit, where the cache cannot be written."""
+    digest = hashlib.sha256(repr(sorted(sources.items())).encode("utf-8")).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    try:
+        return _write(Path(base) / "hutter-pipeline" / "variants" / digest / package, sources)
+    except OSError:
+        temporary = tempfile.mkdtemp(prefix="hutter-variant-")
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+        return _write(Path(temporary) / package, sources)
+
+
+def _write(folder: Path, sources: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, text in sources.items():
+        path = folder / f"{stem}.py"
+        if not path.exists():
+            atomic_write_text(path, text)
+    return folder

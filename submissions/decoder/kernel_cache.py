@@ -1,5 +1,6 @@
-"""On-disk cache of compiled kernels, for the project's own source files only: archives run
-their decoder from memory, compile every time, and never carry this module."""
+"""On-disk cache of compiled kernels, for source files only (this package, and the copies
+pipeline/decoder_variant.py writes): archives run their decoder from memory, compile every
+time, and never carry this module."""
 
 from __future__ import annotations
 
