@@ -47,7 +47,8 @@ def decoder_variant(swaps: dict[str, str]):
 def _written(package: str, sources: dict[str, str]) -> Path:
     """The folder holding the package's files: in the user's cache, each file written once,
     atomically (processes that race write the same text; numba would at worst compile once
-    more); a temporary folder, removed at exit, where the cache cannot be written."""
+    more), and checked at every use; a temporary folder, removed at exit, where the cache
+    cannot be written."""
     digest = hashlib.sha256(repr(sorted(sources.items())).encode("utf-8")).hexdigest()[:16]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     try:
@@ -59,9 +60,18 @@ def _written(package: str, sources: dict[str, str]) -> Path:
 
 
 def _write(folder: Path, sources: dict[str, str]) -> Path:
+    """Each source into folder, unless the file there already holds exactly that text (one that
+    differs, damaged or edited, is written anew: the kernels compile from what is checked)."""
     folder.mkdir(parents=True, exist_ok=True)
     for stem, text in sources.items():
         path = folder / f"{stem}.py"
-        if not path.exists():
+        if _text_of(path) != text:
             atomic_write_text(path, text)
     return folder
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text("utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None

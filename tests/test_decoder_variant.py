@@ -16,6 +16,8 @@ def test_the_copy_is_written_once_into_the_cache(tmp_path, monkeypatch):
     stamp = (folder / "a.py").stat().st_mtime_ns
     assert _written("_decoder_x", SOURCES) == folder and (folder / "a.py").stat().st_mtime_ns == stamp  # not rewritten: numba's cache stays valid
     assert _written("_decoder_x", SOURCES | {"a": "X = 2\n"}) != folder  # other sources, another folder
+    (folder / "a.py").write_text("X = 3\n")  # edited or damaged in the cache
+    assert (_written("_decoder_x", SOURCES) / "a.py").read_text() == "X = 1\n"
 
 
 def test_a_cache_that_cannot_be_written_gives_a_temporary_copy(tmp_path, monkeypatch):
