@@ -179,7 +179,7 @@ def pack(
     data_file: Optional[Path] = typer.Option(None, "--data", help="the data file, if it moved since training"),
     force: bool = typer.Option(False, "--force", help="replace an existing archive"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
-    backend: Optional[str] = typer.Option(None, "--backend", help="where the neural model and the mixing model's online network run: numpy, torch or auto (never changes the bytes)"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="where the neural model and the online network (mix and online models) run: numpy, torch or auto (never changes the bytes)"),
     device: Optional[str] = typer.Option(None, "--device", help="torch backend: cpu or cuda"),
     shards: Optional[int] = typer.Option(None, "--shards", help="code the file in this many independent pieces (default: the run's, 1; more shards: more processes can share the work, slightly bigger archive)"),
     nproc: int = typer.Option(1, "--nproc", help="code the shards in N processes through torchrun (one GPU each with --device cuda); the bytes depend only on --shards"),
