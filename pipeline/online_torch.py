@@ -243,7 +243,7 @@ class OnlineExchange:
             for i in range(window.shape[1]):
                 nodes, bits, coded = (a[i] for a in paths)
                 embedded = self.network.hidden_of(rows[i])
-                state.h[(t0 + i) * n_bits : (t0 + i + 1) * n_bits] = self.network.path_logits(nodes).cpu().numpy()
+                state.h[(t0 + i) * n_bits : (t0 + i + 1) * n_bits] = self.network.path_logits(nodes).cpu().numpy()  # where online_given reads them
                 column = np.ascontiguousarray(window[:, i : i + 1])
                 self.model.code_steps(coder, column, lengths, t0 + i)
                 used = torch.from_numpy(state.online_logits.copy()).to(**to)  # at the coded depths: the whole model's logits
