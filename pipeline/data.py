@@ -49,7 +49,7 @@ def _copy(source: BinaryIO, target: BinaryIO, total: Optional[int], label: str, 
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     digest, copied = hashlib.md5(), 0
-    log = plain_lines(f"{label} (bytes)") if progress and not console.is_terminal else None  # rich is silent off a terminal
+    log = plain_lines(f"{label} (bytes)", progress)
     with Progress(*columns, console=console, disable=not progress or log is not None) as bar:
         task = bar.add_task(label, total=total)
         for block in iter(lambda: source.read(_BLOCK), b""):

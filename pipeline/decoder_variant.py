@@ -15,13 +15,13 @@ import atexit
 import hashlib
 import importlib
 import importlib.util
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from submissions.archive import DECODER_DIR
+from submissions.decoder.kernel_cache import cache_root
 from submissions.fileio import atomic_write_text
 
 
@@ -50,9 +50,8 @@ def _written(package: str, sources: dict[str, str]) -> Path:
     more), and checked at every use; a temporary folder, removed at exit, where the cache
     cannot be written."""
     digest = hashlib.sha256(repr(sorted(sources.items())).encode("utf-8")).hexdigest()[:16]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     try:
-        return _write(Path(base) / "hutter-pipeline" / "variants" / digest / package, sources)
+        return _write(Path(cache_root()) / "variants" / digest / package, sources)
     except OSError:
         temporary = tempfile.mkdtemp(prefix="hutter-variant-")
         atexit.register(shutil.rmtree, temporary, ignore_errors=True)

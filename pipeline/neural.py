@@ -55,8 +55,7 @@ def train_neural(
     started = time.perf_counter()
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     shown = progress and is_main
-    # off a terminal rich draws nothing until the end: a plain line a minute instead (hours on a GPU under nohup)
-    log = plain_lines("training", counts=False) if shown and not console.is_terminal else None
+    log = plain_lines("training", shown, counts=False)  # off a terminal (hours on a GPU under nohup): a line a minute
     with Progress(*columns, console=console, disable=not shown or log is not None) as bar:
         task = bar.add_task("training", total=1.0, info="")
         last_info = ""

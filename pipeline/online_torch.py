@@ -94,8 +94,9 @@ class TorchNetwork:
         with torch.inference_mode():
             for row, node, bit, is_coded, logits, twice in steps:
                 embedded = self.hidden_of(row)
-                logits.copy_(self.path_logits(node))
-                self.learn_token(row, embedded, self.learn_bits(node, bit, is_coded, logits), twice)
+                weights = self.out_w[node]
+                logits.copy_(self.path_logits(weights))
+                self.learn_token(row, embedded, self.learn_bits(node, weights, bit, is_coded, logits), twice)
         return out.cpu().numpy()
 
     def tanh(self, pre: torch.Tensor) -> torch.Tensor:
@@ -109,20 +110,20 @@ class TorchNetwork:
         self.h[: self.hidden] = self.tanh(embedded[:, : self.hidden].sum(0) << net.EMBED_SHIFT)
         return embedded
 
-    def path_logits(self, nodes: torch.Tensor) -> torch.Tensor:
-        """online_model.online_logit at every depth of a token's path at once (h is fixed within
-        a token, and the output weights of one node change only at its own decision)."""
-        w = self.out_w[nodes][:, : self.hidden + 1]
-        return torch.clamp((w * self.h).sum(1) >> 20, -2047, 2047)
+    def path_logits(self, weights: torch.Tensor) -> torch.Tensor:
+        """online_model.online_logit at every depth of a token's path at once, from the path's
+        rows of out_w (h is fixed within a token, and the output weights of one node change
+        only at its own decision)."""
+        return torch.clamp((weights[:, : self.hidden + 1] * self.h).sum(1) >> 20, -2047, 2047)
 
-    def learn_bits(self, nodes, bits, coded, logits) -> torch.Tensor:
+    def learn_bits(self, nodes, weights, bits, coded, logits) -> torch.Tensor:
         """online_model.online_learn_bit at every depth at once (the nodes of a path are
-        distinct), its error from the logits the coding used: the network's own (the mixing
-        model) or the whole model's (the online model's direct connections and guesses added);
-        h's gradient, the sum over the coded decisions, returned."""
+        distinct; weights: their rows of out_w as path_logits read them), its error from the
+        logits the coding used: the network's own (the mixing model) or the whole model's (the
+        online model's direct connections and guesses added); h's gradient, the sum over the
+        coded decisions, returned."""
         width = self.hidden + 1
-        rows = self.out_w[nodes]
-        w, used = rows[:, :width], rows[:, width]
+        w, used = weights[:, :width], weights[:, width]
         error = ((bits << PROB_BITS) - self.squash[logits + 2047]) * coded  # (bit - p) in 1/4096; none where not coded
         rate = self.out_rate + torch.div(self.out_rate * net.YOUNG_BOOST * net.YOUNG_USES, used + net.YOUNG_USES, rounding_mode="floor")
         grad_h = (error[:, None] * w).sum(0)
@@ -242,12 +243,12 @@ class OnlineExchange:
         with torch.inference_mode():
             for i in range(window.shape[1]):
                 nodes, bits, coded = (a[i] for a in paths)
-                embedded = self.network.hidden_of(rows[i])
-                state.h[(t0 + i) * n_bits : (t0 + i + 1) * n_bits] = self.network.path_logits(nodes).cpu().numpy()  # where online_given reads them
+                embedded, weights = self.network.hidden_of(rows[i]), self.network.out_w[nodes]
+                state.h[(t0 + i) * n_bits : (t0 + i + 1) * n_bits] = self.network.path_logits(weights).cpu().numpy()  # where online_given reads them
                 column = np.ascontiguousarray(window[:, i : i + 1])
                 self.model.code_steps(coder, column, lengths, t0 + i)
                 used = torch.from_numpy(state.online_logits.copy()).to(**to)  # at the coded depths: the whole model's logits
-                self.network.learn_token(rows[i], embedded, self.network.learn_bits(nodes, bits, coded, used), repeated[i])
+                self.network.learn_token(rows[i], embedded, self.network.learn_bits(nodes, weights, bits, coded, used), repeated[i])
 
 
 def _stage(progress, name: str):

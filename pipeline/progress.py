@@ -22,8 +22,9 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Optional[Ca
     if not enabled:
         yield None
         return
-    if not console.is_terminal:
-        yield plain_lines(description)
+    lines = plain_lines(description)
+    if lines:
+        yield lines
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -35,9 +36,11 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Optional[Ca
         yield update
 
 
-def plain_lines(description: str, counts: bool = True) -> Callable[..., None]:
-    """log_lines writing to the console (stderr): for stages that draw their own rich bar on a
-    terminal (training, downloads) and need these lines off one."""
+def plain_lines(description: str, enabled: bool = True, counts: bool = True) -> Optional[Callable[..., None]]:
+    """Off a terminal (where rich draws nothing until the end), log_lines writing to the console
+    (stderr); None on a terminal, where a rich bar shows the stage, or when disabled."""
+    if not enabled or console.is_terminal:
+        return None
     return log_lines(description, lambda line: console.print(line, highlight=False, soft_wrap=True), counts=counts)
 
 

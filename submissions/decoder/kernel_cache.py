@@ -19,8 +19,13 @@ def cache_dir() -> str:
     modules, so a change there would leave stale machine code in a shared cache."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(package.glob("*.py")))).hexdigest()[:16]
+    return os.path.join(cache_root(), "numba", digest)
+
+
+def cache_root() -> str:
+    """The project's folder in the user's cache ($XDG_CACHE_HOME, else ~/.cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "hutter-pipeline", "numba", digest)
+    return os.path.join(base, "hutter-pipeline")
 
 
 def cached_njit(function, **options):
